@@ -1,0 +1,37 @@
+"""Errors the rules raise; `shared.http` turns each into one JSON answer with its status."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status = 422
+    default_message = "Certaines informations sont invalides."
+
+    def __init__(self, message: str | None = None, errors: dict[str, list[str]] | None = None) -> None:
+        self.message = message or self.default_message
+        self.errors = errors or {}
+        super().__init__(self.message)
+
+    @classmethod
+    def on(cls, field: str, message: str) -> DomainError:
+        """The error of one field, with the message also shown as the answer's summary."""
+        return cls(message, {field: [message]})
+
+
+class Invalid(DomainError):
+    status = 422
+
+
+class NotFound(DomainError):
+    status = 404
+    default_message = "Inscription introuvable."
+
+
+class Conflict(DomainError):
+    status = 409
+    default_message = "Cette action n'est plus possible dans l'état actuel de l'inscription."
+
+
+class Gone(DomainError):
+    status = 410
+    default_message = "Ce lien d'activation n'est plus valable."

@@ -1,0 +1,170 @@
+"""HTTP conventions every service shares: the app skeleton, JSON errors in French, health.
+
+Every error leaves as `{"code", "status", "message", "errors": {"field": ["why"]}}`, with
+nested fields named by dots (`structure.city`). Validation errors are 422.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+import redis
+from flask import Flask, jsonify
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from shared.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+_FRENCH = {
+    "Missing data for required field.": "Ce champ est obligatoire.",
+    "Field may not be null.": "Ce champ ne peut pas être vide.",
+    "Not a valid string.": "Une chaîne de caractères est attendue.",
+    "Not a valid boolean.": "La valeur doit être vrai ou faux.",
+    "Not a valid integer.": "Un nombre entier est attendu.",
+    "Not a valid email address.": "Adresse électronique invalide.",
+    "Not a valid list.": "Une liste est attendue.",
+    "Not a valid mapping type.": "Un objet JSON est attendu.",
+    "Unknown field.": "Champ inconnu.",
+    "Invalid input type.": "Un objet JSON est attendu.",
+    "Invalid value.": "Valeur invalide.",
+    "Invalid JSON body.": "Le corps de la requête n'est pas un JSON valide.",
+}
+_FRENCH_PATTERNS = [
+    (re.compile(r"^Longer than maximum length (\d+)\.$"), r"Au plus \1 caractères."),
+    (re.compile(r"^Shorter than minimum length (\d+)\.$"), r"Au moins \1 caractères."),
+    (re.compile(r"^Length must be between (\d+) and (\d+)\.$"), r"Entre \1 et \2 caractères."),
+    (re.compile(r"^Length must be (\d+)\.$"), r"Exactement \1 caractères."),
+    (re.compile(r"^Must be one of: (.*)\.$"), r"Valeur attendue parmi : \1."),
+    (re.compile(r"^Must be equal to (.*)\.$"), r"La valeur doit être \1."),
+]
+_SUMMARY = {
+    400: "Requête invalide.",
+    404: "Ressource introuvable.",
+    405: "Méthode non autorisée.",
+    409: "Conflit avec l'état actuel.",
+    413: "La requête est trop volumineuse.",
+    415: "Le corps de la requête doit être du JSON.",
+    422: "Certaines informations sont invalides.",
+    429: "Trop de tentatives : réessayez plus tard.",
+    500: "Erreur interne : réessayez plus tard.",
+    503: "Service momentanément indisponible : réessayez dans quelques instants.",
+}
+
+
+def french(message: str) -> str:
+    if message in _FRENCH:
+        return _FRENCH[message]
+    for pattern, replacement in _FRENCH_PATTERNS:
+        if pattern.match(message):
+            return pattern.sub(replacement, message)
+    return message
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """`{"structure": {"city": ["…"]}}` → `{"structure.city": ["…"]}`, translated."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            for field, msgs in flatten_errors(value, name).items():
+                flat.setdefault(field, []).extend(msgs)
+    elif isinstance(messages, (list, tuple)):
+        strings = [french(str(m)) for m in messages if not isinstance(m, (dict, list))]
+        if strings:
+            flat[prefix or "_schema"] = strings
+        for m in messages:
+            if isinstance(m, (dict, list)):
+                for field, msgs in flatten_errors(m, prefix).items():
+                    flat.setdefault(field, []).extend(msgs)
+    else:
+        flat[prefix or "_schema"] = [french(str(messages))]
+    return flat
+
+
+def error_response(
+    code: int, message: str | None = None, errors: dict | None = None, headers: dict | None = None
+):
+    payload: dict[str, Any] = {
+        "code": code,
+        "status": _status_name(code),
+        "message": message or _SUMMARY.get(code, "Erreur."),
+    }
+    if errors:
+        payload["errors"] = errors
+    return jsonify(payload), code, headers or {}
+
+
+def _status_name(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Error"
+
+
+class ServiceApi(Api):
+    """flask-smorest's Api with errors flattened and in French."""
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        messages = data.get("messages")
+        if isinstance(messages, dict):
+            # webargs nests by location ("json", "query"): the field names are what matter.
+            messages = {
+                k: v
+                for loc in messages.values()
+                for k, v in (loc.items() if isinstance(loc, dict) else [("_schema", loc)])
+            }
+        errors = flatten_errors(messages) if messages else None
+        code = error.code or 500
+        if code >= 500:
+            log.error("HTTP %s: %s", code, error)
+        return error_response(code, data.get("message") if code < 500 else None, errors, data.get("headers"))
+
+
+def create_service_app(service: str, title: str, settings: Any) -> tuple[Flask, ServiceApi]:
+    """A Flask app for one service: its API under `/{service}`, OpenAPI at `/{service}/openapi.json`."""
+    app = Flask(f"services.{service}")
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=f"/{service}",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SECRET_KEY=getattr(settings, "secret_key", None),
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    api = ServiceApi(app)
+
+    @app.errorhandler(DomainError)
+    def _domain_error(error: DomainError):
+        return error_response(error.status, error.message, error.errors or None)
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _redis_down(error: Exception):
+        log.warning("redis unavailable: %s", error)
+        return error_response(503, headers={"Retry-After": "2"})
+
+    return app, api
+
+
+def add_health_routes(app: Flask, service: str, client: redis.Redis) -> None:
+    """`/{service}/healthz`: 200 when Redis answers, 503 otherwise."""
+
+    @app.get(f"/{service}/healthz")
+    def healthz():
+        try:
+            client.ping()
+        except (redis.ConnectionError, redis.TimeoutError):
+            return error_response(503)
+        return jsonify({"status": "ok", "service": service})

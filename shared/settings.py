@@ -1,0 +1,105 @@
+"""One `Settings` object, built from the environment once and passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; raised at start, never mid-request."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: str = "none"
+    mail_from: str = "Portail de facturation <ne-pas-repondre@portail.invalid>"
+    activation_ttl_seconds: int = 3600
+    registration_ttl_seconds: int = 86400
+    expiry_sweep_seconds: int = 60
+    captcha_enabled: bool = True
+    # Seals activation tokens between activate and notify; required by both.
+    secret_key: str | None = None
+    sirene_dir: str = os.path.join(os.path.dirname(__file__), "..", "services", "structure", "data")
+    mail_dir: str = "var/mail"
+    # How long a read waits for an event not yet handled before answering 404.
+    event_wait_seconds: float = 5.0
+    # Event consumers: an entry idle this long on a consumer is claimed by another.
+    event_claim_idle_ms: int = 30000
+    event_max_deliveries: int = 5
+    event_stream_maxlen: int = 1_000_000
+    email_retry_backoff_max: int = 60
+    email_max_retries: int = 60
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        port = _int(env, "PORT", 8000, 1)
+        security = env.get("SMTP_SECURITY", "none").strip().lower() or "none"
+        if security not in SMTP_SECURITY_MODES:
+            raise SettingsError(f"SMTP_SECURITY must be one of {SMTP_SECURITY_MODES}, got {security!r}")
+        defaults = cls()
+        return cls(
+            redis_url=env.get("REDIS_URL") or defaults.redis_url,
+            port=port,
+            public_base_url=(env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
+            smtp_host=env.get("SMTP_HOST") or None,
+            smtp_port=_int(env, "SMTP_PORT", 465 if security == "ssl" else 25, 1),
+            smtp_username=env.get("SMTP_USERNAME") or None,
+            smtp_password=env.get("SMTP_PASSWORD") or None,
+            smtp_security=security,
+            mail_from=env.get("MAIL_FROM") or defaults.mail_from,
+            activation_ttl_seconds=_int(env, "ACTIVATION_TTL_SECONDS", 3600, 1),
+            registration_ttl_seconds=_int(env, "REGISTRATION_TTL_SECONDS", 86400, 1),
+            expiry_sweep_seconds=_int(env, "EXPIRY_SWEEP_SECONDS", 60, 1),
+            captcha_enabled=_bool(env, "CAPTCHA_ENABLED", True),
+            secret_key=env.get("SECRET_KEY") or None,
+            sirene_dir=env.get("SIRENE_DIR") or defaults.sirene_dir,
+            mail_dir=env.get("MAIL_DIR") or defaults.mail_dir,
+            event_wait_seconds=_int(env, "EVENT_WAIT_MS", 5000) / 1000,
+            event_claim_idle_ms=_int(env, "EVENT_CLAIM_IDLE_MS", 30000, 1),
+            event_max_deliveries=_int(env, "EVENT_MAX_DELIVERIES", 5, 1),
+            event_stream_maxlen=_int(env, "EVENT_STREAM_MAXLEN", 1_000_000, 1000),
+            email_retry_backoff_max=_int(env, "EMAIL_RETRY_BACKOFF_MAX", 60, 1),
+            email_max_retries=_int(env, "EMAIL_MAX_RETRIES", 60, 0),
+        )
+
+    def require_secret_key(self) -> str:
+        if not self.secret_key:
+            raise SettingsError("SECRET_KEY must be set (make run generates one under var/)")
+        return self.secret_key

@@ -1,0 +1,41 @@
+"""Redis connections, and waiting for a projection that an event has not filled yet."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis
+
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A client for `settings.redis_url`; connects on first use, not here."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=10,
+        socket_connect_timeout=2,
+        health_check_interval=15,
+        retry_on_timeout=True,
+    )
+
+
+def wait_for(fetch: Callable[[], T | None], timeout: float, first_pause: float = 0.005) -> T | None:
+    """Call `fetch` until it returns something or `timeout` seconds pass.
+
+    Used when a request arrives before the event that prepares its data has been handled:
+    the answer waits a little instead of being wrong or half-built.
+    """
+    deadline = time.monotonic() + timeout
+    pause = first_pause
+    while True:
+        value = fetch()
+        if value is not None or time.monotonic() >= deadline:
+            return value
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.1)
