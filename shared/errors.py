@@ -35,3 +35,20 @@ class Conflict(DomainError):
 class Gone(DomainError):
     status = 410
     default_message = "Ce lien d'activation n'est plus valable."
+
+
+def gather(*checks):
+    """Run every check (a callable); return their results, or raise one Invalid naming every
+    faulty field, so that a person sees all their mistakes at once."""
+    results, errors = [], {}
+    for check in checks:
+        try:
+            results.append(check())
+        except Invalid as exc:
+            for field, messages in exc.errors.items():
+                errors.setdefault(field, []).extend(messages)
+            results.append(None)
+    if errors:
+        messages = [m for ms in errors.values() for m in ms]
+        raise Invalid(messages[0] if len(messages) == 1 else None, errors)
+    return results

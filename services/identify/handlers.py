@@ -10,6 +10,7 @@ from redis.client import Pipeline
 
 from services.identify import domain
 from services.identify.repository import IdentifyRepository, Registration
+from shared.errors import gather
 from shared.events import Event, new_event
 
 SERVICE = "identify"
@@ -27,8 +28,10 @@ class StartRegistration:
 def start_registration(
     cmd: StartRegistration, repo: IdentifyRepository, clock: Clock, ttl_seconds: int
 ) -> Registration:
-    email = domain.normalise_login_email(cmd.login_email)
-    structure = domain.identify_structure(cmd.identifier_type, cmd.identifier, cmd.country)
+    email, structure = gather(
+        lambda: domain.normalise_login_email(cmd.login_email),
+        lambda: domain.identify_structure(cmd.identifier_type, cmd.identifier, cmd.country),
+    )
     now = clock()
     registration = Registration(
         registration_id=str(uuid.uuid4()),

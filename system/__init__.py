@@ -1,0 +1,1 @@
+"""The whole system on one machine: the one-origin gateway and the process launcher."""

@@ -1,0 +1,168 @@
+"""identify against a real Redis: step 1 over HTTP, its event, the status it follows, the sweep."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.identify.app import create_app
+from services.identify.consumer import build_handlers
+from services.identify.handlers import expire_abandoned
+from services.identify.repository import IdentifyRepository
+from shared.bus import Consumer
+from shared.events import new_event
+from shared.testing import events_on, publish_now
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def client(settings, redis_client, clock):
+    return create_app(settings, client=redis_client, clock=clock).test_client()
+
+
+def start(client, **body):
+    body = {"login_email": "fleurf@example.fr", "identifier": "818 802 449 00038", **body}
+    return client.post("/identify/api/registrations", json=body)
+
+
+def test_step_one_stores_the_registration_and_publishes_its_event(client, redis_client):
+    answer = start(client)
+    assert answer.status_code == 201
+    registration_id = answer.get_json()["registration_id"]
+    assert answer.get_json()["status"] == "started"
+
+    shown = client.get(f"/identify/api/registrations/{registration_id}").get_json()
+    assert shown == {
+        "registration_id": registration_id,
+        "login_email": "fleurf@example.fr",
+        "identifier_type": "SIRET",
+        "identifier": "81880244900038",
+        "country": "FR",
+        "status": "started",
+    }
+    (event,) = events_on(redis_client, "RegistrationStarted")
+    assert event.subject == registration_id and event.source == "/services/identify"
+    assert event.data == {
+        "registration_id": registration_id,
+        "login_email": "fleurf@example.fr",
+        "identifier_type": "SIRET",
+        "identifier": "81880244900038",
+        "country": "FR",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"login_email": "pas-une-adresse"}, "login_email"),
+        ({"identifier": "73282932000079"}, "identifier"),
+        ({"identifier_type": "INCONNU"}, "identifier_type"),
+        ({"login_email": None}, "login_email"),
+        ({"surplus": "x"}, "surplus"),
+        ({"identifier": "1" * 65}, "identifier"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_written(client, redis_client, body, field):
+    answer = start(client, **body)
+    assert answer.status_code == 422
+    assert field in answer.get_json()["errors"]
+    assert redis_client.keys("*") == []
+
+
+def test_missing_body_names_the_required_fields(client):
+    answer = client.post("/identify/api/registrations", json={})
+    assert answer.status_code == 422
+    assert answer.get_json()["errors"] == {
+        "login_email": ["Ce champ est obligatoire."],
+        "identifier": ["Ce champ est obligatoire."],
+    }
+
+
+def test_unknown_registration_is_404(client):
+    answer = client.get("/identify/api/registrations/nope")
+    assert answer.status_code == 404
+    assert answer.get_json()["message"] == "Inscription introuvable."
+
+
+def test_status_follows_the_later_steps(client, redis_client, settings):
+    registration_id = start(client).get_json()["registration_id"]
+    consumer = Consumer(redis_client, "identify", build_handlers(settings, redis_client), block_ms=20)
+
+    def status_after(event_type, data):
+        publish_now(redis_client, new_event(event_type, "test", registration_id, data))
+        consumer.run_once()
+        return client.get(f"/identify/api/registrations/{registration_id}").get_json()["status"]
+
+    assert (
+        status_after(
+            "WorkspacesChosen",
+            {"account_id": "a", "workspaces": [], "token_expires_at": "2027-01-01T01:00:00+00:00"},
+        )
+        == "workspaces_chosen"
+    )
+    assert (
+        status_after(
+            "ActivationTokenExpired", {"account_id": "a", "token_expires_at": "2027-01-01T01:00:00+00:00"}
+        )
+        == "expired"
+    )
+    assert (
+        status_after(
+            "AccountActivated", {"account_id": "a", "structure_id": "s", "role": "GESTIONNAIRE_PRINCIPAL"}
+        )
+        == "activated"
+    )
+
+
+def test_abandoned_registrations_expire_once(client, redis_client, settings, clock):
+    registration_id = start(client).get_json()["registration_id"]
+    repo = IdentifyRepository(redis_client, settings.event_stream_maxlen)
+    assert expire_abandoned(repo, clock) == 0
+    clock.now += settings.registration_ttl_seconds + 1
+    assert expire_abandoned(repo, clock) == 1
+    assert expire_abandoned(repo, clock) == 0  # a second beat finds nothing left
+    assert client.get(f"/identify/api/registrations/{registration_id}").get_json()["status"] == "expired"
+    assert [e.subject for e in events_on(redis_client, "RegistrationExpired")] == [registration_id]
+
+
+def test_a_registration_past_step_three_is_not_abandoned(client, redis_client, settings, clock):
+    registration_id = start(client).get_json()["registration_id"]
+    consumer = Consumer(redis_client, "identify", build_handlers(settings, redis_client), block_ms=20)
+    publish_now(
+        redis_client,
+        new_event(
+            "WorkspacesChosen",
+            "test",
+            registration_id,
+            {"account_id": "a", "workspaces": [], "token_expires_at": "2027-01-01T01:00:00+00:00"},
+        ),
+    )
+    consumer.run_once()
+    clock.now += settings.registration_ttl_seconds + 1
+    assert expire_abandoned(IdentifyRepository(redis_client, settings.event_stream_maxlen), clock) == 0
+
+
+def test_openapi_document_is_served(client):
+    spec = client.get("/identify/openapi.json").get_json()
+    assert "/identify/api/registrations" in spec["paths"]
+
+
+def test_health_reports_redis(client):
+    assert client.get("/identify/healthz").status_code == 200
+
+
+def test_every_faulty_field_is_named_at_once(client):
+    answer = start(client, login_email="x", identifier="123")
+    assert answer.status_code == 422
+    assert set(answer.get_json()["errors"]) == {"login_email", "identifier"}
