@@ -1,0 +1,283 @@
+"""Rules of step 2. Pure: no Redis, no Flask, no clock.
+
+What the form is pre-filled with, what a SIRET's look-up allows, and the checks of every field
+the person sends. Field errors are collected, not raised one by one, so that the answer names
+every faulty field at once; they are keyed like the request (`structure.city`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from services.structure.sirene import Establishment
+
+SIRET = "SIRET"
+DEFAULT_COUNTRY = "FR"
+
+# Outcome of the SIRENE look-up made when the registration started.
+FOUND = "found"
+UNKNOWN = "unknown"
+CLOSED = "closed"
+NOT_APPLICABLE = "not_applicable"  # identifier types other than SIRET are not looked up
+LOOKUP_OUTCOMES = (FOUND, UNKNOWN, CLOSED, NOT_APPLICABLE)
+
+LOOKUP_ERRORS = {
+    UNKNOWN: "Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE.",
+    CLOSED: "Cet établissement est fermé (état administratif F) : il ne peut pas ouvrir de structure.",
+}
+PAYMENT_REQUESTS_REQUIRED = "La fonctionnalité « Déposer des demandes de paiement » est obligatoire."
+EMAILS_DIFFER = "Les deux adresses électroniques de connexion ne correspondent pas."
+
+Errors = dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class StructureFields:
+    """The structure's fields: both the pre-fill offered and what the person confirms."""
+
+    company_name: str = ""
+    label: str = ""
+    address: str = ""
+    address_complement_1: str = ""
+    address_complement_2: str = ""
+    postal_code: str = ""
+    city: str = ""
+    country: str = DEFAULT_COUNTRY
+
+
+@dataclass(frozen=True)
+class UserForm:
+    last_name: str = ""
+    first_name: str = ""
+    login_email_confirmation: str = ""
+    contact_email: str = ""
+    survey_consent: bool = False
+
+
+@dataclass(frozen=True)
+class Features:
+    payment_requests: bool = True
+    dume: bool = False
+
+
+@dataclass(frozen=True)
+class Person:
+    last_name: str
+    first_name: str
+    login_email: str
+    contact_email: str
+    survey_consent: bool
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A structure is identified by (country, identifier type, identifier)."""
+
+    identifier_type: str
+    identifier: str
+    country: str
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A step-2 form that passed every check, trimmed and normalised."""
+
+    structure: StructureFields
+    person: Person
+    features: Features
+
+
+@dataclass(frozen=True)
+class Field:
+    label: str  # the field's name in a French sentence, with its article
+    max_length: int
+    required: bool = False
+
+
+STRUCTURE_FIELDS = {
+    "company_name": Field("La raison sociale", 120, required=True),
+    "label": Field("Le libellé de la structure", 100),
+    "address": Field("L'adresse", 150, required=True),
+    "address_complement_1": Field("Le complément d'adresse 1", 100),
+    "address_complement_2": Field("Le complément d'adresse 2", 100),
+    "postal_code": Field("Le code postal", 10, required=True),
+    "city": Field("La ville", 100, required=True),
+}
+PERSON_FIELDS = {
+    "last_name": Field("Le nom", 100, required=True),
+    "first_name": Field("Le prénom", 100, required=True),
+}
+EMAIL_MAX_LENGTH = 254
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_FRENCH_POSTAL_CODE = re.compile(r"^\d{5}$")
+_OTHER_POSTAL_CODE = re.compile(r"^[A-Z0-9][A-Z0-9 -]*$")
+
+
+def lookup_outcome(establishment: Establishment | None) -> str:
+    if establishment is None:
+        return UNKNOWN
+    return FOUND if establishment.open else CLOSED
+
+
+def prefill(identity: Identity, establishment: Establishment | None) -> tuple[str, StructureFields]:
+    """The look-up's outcome and the form's pre-fill for a newly started registration.
+
+    Only an open establishment pre-fills the form: an unknown or closed SIRET cannot go on.
+    Identifiers other than SIRET are not in SIRENE: the form starts empty in their country.
+    """
+    empty = StructureFields(country=identity.country)
+    if identity.identifier_type != SIRET:
+        return NOT_APPLICABLE, empty
+    outcome = lookup_outcome(establishment)
+    if outcome != FOUND or establishment is None:
+        return outcome, empty
+    return outcome, StructureFields(
+        company_name=establishment.company_name,
+        label=establishment.label,
+        address=establishment.address,
+        address_complement_1=establishment.address_complement_1,
+        address_complement_2=establishment.address_complement_2,
+        postal_code=establishment.postal_code,
+        city=establishment.city,
+        country=identity.country,
+    )
+
+
+def lookup_errors(outcome: str) -> Errors:
+    """The field error of a SIRET that cannot open a structure (none when it can)."""
+    message = LOOKUP_ERRORS.get(outcome)
+    return {"identifier": [message]} if message else {}
+
+
+def check_confirmation(
+    structure: StructureFields, user: UserForm, features: Features, login_email: str
+) -> tuple[Confirmation | None, Errors]:
+    """Check the whole form against the registration's login email.
+
+    Returns the cleaned confirmation and no errors, or None and every field error found.
+    """
+    errors: Errors = {}
+    clean_structure = _check_structure(structure, errors)
+    person = _check_person(user, login_email, errors)
+    if not features.payment_requests:
+        errors["features.payment_requests"] = [PAYMENT_REQUESTS_REQUIRED]
+    if errors:
+        return None, errors
+    return Confirmation(clean_structure, person, features), {}
+
+
+def _check_structure(form: StructureFields, errors: Errors) -> StructureFields:
+    values = {
+        name: _text(getattr(form, name), f"structure.{name}", spec, errors)
+        for name, spec in STRUCTURE_FIELDS.items()
+    }
+    country = (form.country or "").strip().upper() or DEFAULT_COUNTRY
+    if not _COUNTRY.match(country):
+        errors["structure.country"] = ["Le pays doit être un code à deux lettres (ISO 3166), par exemple FR."]
+    postal_code = values["postal_code"]
+    if postal_code and "structure.postal_code" not in errors:
+        if country == DEFAULT_COUNTRY:
+            postal_code = re.sub(r"\s", "", postal_code)
+            if not _FRENCH_POSTAL_CODE.match(postal_code):
+                errors["structure.postal_code"] = ["Le code postal doit comporter 5 chiffres."]
+        elif not _OTHER_POSTAL_CODE.match(postal_code.upper()):
+            errors["structure.postal_code"] = [
+                "Le code postal ne peut contenir que des lettres, des chiffres, des espaces et des tirets."
+            ]
+    return replace(StructureFields(**values), postal_code=postal_code, country=country)
+
+
+def _check_person(user: UserForm, login_email: str, errors: Errors) -> Person:
+    names = {
+        name: _text(getattr(user, name), f"user.{name}", spec, errors) for name, spec in PERSON_FIELDS.items()
+    }
+    for name, spec in PERSON_FIELDS.items():
+        if names[name] and f"user.{name}" not in errors and not any(c.isalpha() for c in names[name]):
+            errors[f"user.{name}"] = [f"{spec.label} doit contenir au moins une lettre."]
+
+    retyped = (user.login_email_confirmation or "").strip()
+    if not retyped:
+        errors["user.login_email_confirmation"] = ["Resaisissez votre adresse électronique de connexion."]
+    else:
+        normalised = _email(retyped)
+        if normalised is None:
+            errors["user.login_email_confirmation"] = ["Adresse électronique invalide."]
+        elif normalised.casefold() != login_email.casefold():
+            errors["user.login_email_confirmation"] = [EMAILS_DIFFER]
+
+    contact = (user.contact_email or "").strip()
+    contact_email = login_email
+    if contact:
+        contact_email = _email(contact) or ""
+        if not contact_email:
+            errors["user.contact_email"] = ["L'adresse électronique de contact n'est pas valide."]
+    return Person(names["last_name"], names["first_name"], login_email, contact_email, user.survey_consent)
+
+
+def _text(raw: str | None, key: str, spec: Field, errors: Errors) -> str:
+    """A free-text field, trimmed, stored as typed (escaping is the job of whoever displays it)."""
+    value = (raw or "").strip()
+    if not value:
+        if spec.required:
+            errors[key] = [f"{spec.label} est obligatoire."]
+        return ""
+    if len(value) > spec.max_length:
+        errors[key] = [f"{spec.label} doit comporter au plus {spec.max_length} caractères."]
+    elif any(unicodedata.category(c) == "Cc" for c in value):
+        errors[key] = [f"{spec.label} ne doit contenir ni retour à la ligne ni caractère de contrôle."]
+    return value
+
+
+def _email(raw: str) -> str | None:
+    if len(raw) > EMAIL_MAX_LENGTH:
+        return None
+    try:
+        return validate_email(raw, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
+def structure_confirmed_data(
+    structure_id: str, identity: Identity, confirmation: Confirmation
+) -> dict[str, Any]:
+    """The data of the StructureConfirmed event (see shared.contracts.StructureConfirmed).
+
+    `structure.country` is the identity's country (the structure is identified by country, type
+    and identifier); the country typed in the address goes in `address_country`. Empty
+    optional fields travel as null.
+    """
+    fields = confirmation.structure
+    person = confirmation.person
+    return {
+        "structure_id": structure_id,
+        "structure": {
+            "identifier_type": identity.identifier_type,
+            "identifier": identity.identifier,
+            "country": identity.country,
+            "company_name": fields.company_name,
+            "label": fields.label or None,
+            "address": fields.address,
+            "address_complement_1": fields.address_complement_1 or None,
+            "address_complement_2": fields.address_complement_2 or None,
+            "postal_code": fields.postal_code,
+            "city": fields.city,
+            "address_country": fields.country,
+        },
+        "user": {
+            "last_name": person.last_name,
+            "first_name": person.first_name,
+            "login_email": person.login_email,
+            "contact_email": person.contact_email,
+            "survey_consent": person.survey_consent,
+        },
+        "features": {
+            "payment_requests": confirmation.features.payment_requests,
+            "dume": confirmation.features.dume,
+        },
+    }

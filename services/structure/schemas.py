@@ -1,0 +1,86 @@
+"""structure's request and answer schemas (they also make its OpenAPI document).
+
+Requests are only shaped here (types, nesting); whether a field is required, long enough or
+well formed is decided by `domain`, which reports every faulty field in one answer.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+
+def _text(description: str) -> fields.String:
+    return fields.String(allow_none=True, metadata={"description": description})
+
+
+class StructureFieldsSchema(Schema):
+    company_name = _text("Raison sociale (obligatoire, 120 caractères au plus)")
+    label = _text("Libellé de la structure")
+    address = _text("Adresse (obligatoire)")
+    address_complement_1 = _text("Complément d'adresse 1")
+    address_complement_2 = _text("Complément d'adresse 2")
+    postal_code = _text("Code postal (obligatoire ; 5 chiffres en France)")
+    city = _text("Ville (obligatoire)")
+    country = _text("Pays, code ISO 3166 à deux lettres (FR par défaut)")
+
+
+class UserSchema(Schema):
+    last_name = _text("Nom (obligatoire)")
+    first_name = _text("Prénom (obligatoire)")
+    login_email_confirmation = _text("L'adresse électronique de connexion, saisie à nouveau (obligatoire)")
+    contact_email = _text("Adresse électronique de contact (par défaut, celle de connexion)")
+    survey_consent = fields.Boolean(metadata={"description": "Accord pour l'enquête de satisfaction (non)"})
+
+
+class FeaturesSchema(Schema):
+    payment_requests = fields.Boolean(
+        metadata={"description": "Déposer des demandes de paiement : obligatoire, vrai par défaut"}
+    )
+    dume = fields.Boolean(metadata={"description": "Créer et/ou consulter des DUME (faux par défaut)"})
+
+
+class CaptchaAnswerSchema(Schema):
+    captcha_id = _text("L'identifiant reçu avec l'image")
+    answer = _text("Les caractères lus sur l'image")
+
+
+class ConfirmStructureSchema(Schema):
+    structure = fields.Nested(StructureFieldsSchema, load_default=dict)
+    user = fields.Nested(UserSchema, load_default=dict)
+    features = fields.Nested(FeaturesSchema, load_default=dict)
+    captcha = fields.Nested(
+        CaptchaAnswerSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Obligatoire quand la vérification anti-robot est activée"},
+    )
+
+
+class PrefillSchema(Schema):
+    company_name = fields.String()
+    label = fields.String()
+    address = fields.String()
+    address_complement_1 = fields.String()
+    address_complement_2 = fields.String()
+    postal_code = fields.String()
+    city = fields.String()
+    country = fields.String()
+
+
+class RegistrationFormSchema(Schema):
+    identifier_type = fields.String()
+    identifier = fields.String()
+    country = fields.String()
+    login_email = fields.String(metadata={"description": "Rappelée sur le formulaire, à resaisir"})
+    captcha_required = fields.Boolean(metadata={"description": "Le formulaire doit montrer une image"})
+    prefill = fields.Nested(PrefillSchema)
+
+
+class StructureCreatedSchema(Schema):
+    structure_id = fields.String()
+
+
+class CaptchaSchema(Schema):
+    captcha_id = fields.String()
+    image = fields.String(metadata={"description": "L'image, en data URL PNG"})
+    image_url = fields.String(metadata={"description": "La même image, en PNG"})

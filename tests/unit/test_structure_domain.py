@@ -1,0 +1,182 @@
+"""Rules of step 2, without servers: pre-fill, the look-up's outcome, every field's checks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from services.structure import domain
+from services.structure.domain import Features, Identity, StructureFields, UserForm
+from services.structure.sirene import Establishment
+from shared.events import new_event
+
+LOGIN = "francoise.fleur@example.fr"
+SIRET_IDENTITY = Identity("SIRET", "81880244900038", "FR")
+SEED = Establishment(
+    siret="81880244900038",
+    open=True,
+    diffusible=True,
+    company_name="SNC AU PIED DE COCHON LGE",
+    label="",
+    address="59 RUE DE TOCQUEVILLE",
+    address_complement_1="",
+    address_complement_2="",
+    postal_code="75017",
+    city="PARIS 17",
+)
+GOOD_STRUCTURE = StructureFields(
+    company_name="SNC AU PIED DE COCHON LGE",
+    address="59 RUE DE TOCQUEVILLE",
+    postal_code="75017",
+    city="PARIS 17",
+)
+GOOD_USER = UserForm(last_name="Fleur", first_name="Françoise", login_email_confirmation=LOGIN)
+
+
+def check(structure=GOOD_STRUCTURE, user=GOOD_USER, features=Features(), login=LOGIN):
+    return domain.check_confirmation(structure, user, features, login)
+
+
+def test_prefill_of_an_open_establishment():
+    outcome, fields = domain.prefill(SIRET_IDENTITY, SEED)
+    assert outcome == domain.FOUND
+    assert fields == replace(GOOD_STRUCTURE, country="FR")
+
+
+def test_prefill_of_unknown_and_closed_sirets_is_empty():
+    assert domain.prefill(SIRET_IDENTITY, None) == (domain.UNKNOWN, StructureFields())
+    assert domain.prefill(SIRET_IDENTITY, replace(SEED, open=False)) == (domain.CLOSED, StructureFields())
+
+
+def test_other_identifier_types_start_empty_in_their_country():
+    outcome, fields = domain.prefill(Identity("HORS_UE", "EIN 12-3456789", "US"), None)
+    assert outcome == domain.NOT_APPLICABLE and fields == StructureFields(country="US")
+
+
+def test_lookup_errors_are_on_identifier_in_french():
+    assert domain.lookup_errors(domain.FOUND) == {}
+    assert domain.lookup_errors(domain.NOT_APPLICABLE) == {}
+    assert domain.lookup_errors(domain.UNKNOWN) == {
+        "identifier": ["Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE."]
+    }
+    assert "fermé" in domain.lookup_errors(domain.CLOSED)["identifier"][0]
+
+
+def test_good_form_gives_a_confirmation_with_defaults():
+    confirmation, errors = check()
+    assert errors == {}
+    assert confirmation is not None
+    assert confirmation.person == domain.Person("Fleur", "Françoise", LOGIN, LOGIN, False)
+    assert confirmation.features == Features(payment_requests=True, dume=False)
+    assert confirmation.structure.country == "FR"
+
+
+def test_values_are_trimmed_and_kept_as_typed():
+    confirmation, _ = check(
+        structure=replace(GOOD_STRUCTURE, company_name="  <b>O'Brien & Fils</b> ", postal_code=" 75 017 "),
+        user=replace(GOOD_USER, last_name=" D'Artagnan ", first_name="Jean-Éric"),
+    )
+    assert confirmation.structure.company_name == "<b>O'Brien & Fils</b>"
+    assert confirmation.structure.postal_code == "75017"
+    assert (confirmation.person.last_name, confirmation.person.first_name) == ("D'Artagnan", "Jean-Éric")
+
+
+def test_retyped_login_email_is_compared_normalised():
+    _, errors = check(user=replace(GOOD_USER, login_email_confirmation=" Francoise.Fleur@EXAMPLE.fr "))
+    assert errors == {}
+
+
+def test_contact_email_defaults_to_login_and_is_normalised():
+    confirmation, _ = check(user=replace(GOOD_USER, contact_email="Compta@Example.FR"))
+    assert confirmation.person.contact_email == "Compta@example.fr"
+
+
+@pytest.mark.parametrize(
+    ("structure", "user", "features", "field", "message"),
+    [
+        ({"company_name": ""}, {}, {}, "structure.company_name", "La raison sociale est obligatoire."),
+        ({"company_name": "A" * 121}, {}, {}, "structure.company_name", "au plus 120 caractères"),
+        ({"label": "L" * 101}, {}, {}, "structure.label", "au plus 100"),
+        ({"address": "   "}, {}, {}, "structure.address", "L'adresse est obligatoire."),
+        ({"address": "59 RUE\nDE X"}, {}, {}, "structure.address", "retour à la ligne"),
+        ({"address_complement_1": "c" * 101}, {}, {}, "structure.address_complement_1", "au plus 100"),
+        ({"address_complement_2": "c" * 101}, {}, {}, "structure.address_complement_2", "au plus 100"),
+        ({"postal_code": ""}, {}, {}, "structure.postal_code", "Le code postal est obligatoire."),
+        ({"postal_code": "7501"}, {}, {}, "structure.postal_code", "5 chiffres"),
+        ({"postal_code": "75O17"}, {}, {}, "structure.postal_code", "5 chiffres"),
+        ({"city": ""}, {}, {}, "structure.city", "La ville est obligatoire."),
+        ({"country": "FRA"}, {}, {}, "structure.country", "deux lettres"),
+        ({"country": "F1"}, {}, {}, "structure.country", "deux lettres"),
+        ({}, {"last_name": ""}, {}, "user.last_name", "Le nom est obligatoire."),
+        ({}, {"last_name": "1234"}, {}, "user.last_name", "au moins une lettre"),
+        ({}, {"first_name": "P" * 101}, {}, "user.first_name", "au plus 100"),
+        ({}, {"login_email_confirmation": ""}, {}, "user.login_email_confirmation", "Resaisissez"),
+        ({}, {"login_email_confirmation": "fleurf"}, {}, "user.login_email_confirmation", "invalide"),
+        (
+            {},
+            {"login_email_confirmation": "autre@example.fr"},
+            {},
+            "user.login_email_confirmation",
+            "ne correspondent pas",
+        ),
+        ({}, {"contact_email": "compta@"}, {}, "user.contact_email", "n'est pas valide"),
+        (
+            {},
+            {},
+            {"payment_requests": False},
+            "features.payment_requests",
+            "La fonctionnalité « Déposer des demandes de paiement » est obligatoire.",
+        ),
+    ],
+)
+def test_each_faulty_field_is_named(structure, user, features, field, message):
+    confirmation, errors = check(
+        replace(GOOD_STRUCTURE, **structure), replace(GOOD_USER, **user), replace(Features(), **features)
+    )
+    assert confirmation is None
+    assert list(errors) == [field]
+    assert message in errors[field][0]
+
+
+def test_every_faulty_field_is_named_at_once():
+    _, errors = check(
+        StructureFields(country="XYZ", postal_code="?"),
+        UserForm(login_email_confirmation="x@example.fr", contact_email="nope"),
+        Features(payment_requests=False),
+    )
+    assert set(errors) == {
+        "structure.company_name",
+        "structure.address",
+        "structure.postal_code",
+        "structure.city",
+        "structure.country",
+        "user.last_name",
+        "user.first_name",
+        "user.login_email_confirmation",
+        "user.contact_email",
+        "features.payment_requests",
+    }
+
+
+def test_foreign_postal_codes_are_not_french():
+    _, errors = check(replace(GOOD_STRUCTURE, country="us", postal_code="10001-1234", city="NEW YORK"))
+    assert errors == {}
+    _, errors = check(replace(GOOD_STRUCTURE, country="GB", postal_code="SW1A 1AA"))
+    assert errors == {}
+
+
+def test_event_data_follows_the_contract():
+    confirmation, _ = check(features=Features(dume=True))
+    data = domain.structure_confirmed_data("s-1", SIRET_IDENTITY, confirmation)
+    event = new_event("StructureConfirmed", "structure", "r-1", data)  # raises if the contract is broken
+    assert event.data["structure"]["identifier"] == "81880244900038"
+    assert event.data["structure"]["label"] is None
+    assert event.data["user"] == {
+        "last_name": "Fleur",
+        "first_name": "Françoise",
+        "login_email": LOGIN,
+        "contact_email": LOGIN,
+        "survey_consent": False,
+    }
+    assert event.data["features"] == {"payment_requests": True, "dume": True}
