@@ -1,0 +1,175 @@
+"""The only module that knows activate's Redis keys (prefix `activate:`).
+
+Reads take an optional reader (a pipeline in WATCH mode inside a transaction); `watch_*`
+watch a key and read it; writers queue on a pipeline already in MULTI, so that the handler
+decides what one transaction holds: state changes and the events that announce them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis
+from redis.client import Pipeline
+
+from services.activate.domain import Account, TokenRecord
+from shared.bus import publish
+from shared.events import Event
+
+T = TypeVar("T")
+Reader = redis.Redis | Pipeline
+
+TOKEN_RETENTION_SECONDS = 7 * 24 * 3600  # a dead link still answers 410 (not 404) this long
+DEADLINES = "activate:token-deadlines"  # sorted set: token hash → expiry (for the sweep)
+
+
+def _account_key(registration_id: str) -> str:
+    return f"activate:account:{registration_id}"
+
+
+def _credentials_key(registration_id: str) -> str:
+    return f"activate:credentials:{registration_id}"
+
+
+def _token_key(token_hash: str) -> str:
+    return f"activate:token:{token_hash}"
+
+
+def _active_login_key(login_key: str) -> str:
+    return f"activate:active-login:{login_key}"
+
+
+def _account_fields(account: Account) -> dict[str, str]:
+    fields = {
+        "account_id": account.account_id,
+        "structure_id": account.structure_id,
+        "last_name": account.last_name,
+        "first_name": account.first_name,
+        "login_email": account.login_email,
+        "contact_email": account.contact_email,
+        "survey_consent": "1" if account.survey_consent else "0",
+        "features": json.dumps(account.features, separators=(",", ":")),
+        "status": account.status,
+        "workspaces": json.dumps(list(account.workspaces)),
+        "token_hash": account.token_hash or "",
+        "token_expires_at": str(account.token_expires_at) if account.token_expires_at is not None else "",
+        "role": account.role or "",
+    }
+    return fields
+
+
+def _account(registration_id: str, fields: dict[str, str]) -> Account:
+    return Account(
+        registration_id=registration_id,
+        account_id=fields["account_id"],
+        structure_id=fields["structure_id"],
+        last_name=fields["last_name"],
+        first_name=fields["first_name"],
+        login_email=fields["login_email"],
+        contact_email=fields["contact_email"],
+        survey_consent=fields.get("survey_consent") == "1",
+        features=json.loads(fields.get("features") or "{}"),
+        status=fields["status"],
+        workspaces=tuple(json.loads(fields.get("workspaces") or "[]")),
+        token_hash=fields.get("token_hash") or None,
+        token_expires_at=int(fields["token_expires_at"]) if fields.get("token_expires_at") else None,
+        role=fields.get("role") or None,
+    )
+
+
+class ActivateRepository:
+    def __init__(self, client: redis.Redis, stream_maxlen: int) -> None:
+        self.redis = client
+        self.stream_maxlen = stream_maxlen
+
+    def transaction(self, attempt: Callable[[Pipeline], T]) -> T:
+        """Run `attempt` (which watches what it reads) until it commits; return its value."""
+        return self.redis.transaction(attempt, value_from_callable=True)
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def get_account(self, registration_id: str, reader: Reader | None = None) -> Account | None:
+        fields = (reader or self.redis).hgetall(_account_key(registration_id))
+        return _account(registration_id, fields) if fields else None
+
+    def get_token(self, token_hash: str, reader: Reader | None = None) -> TokenRecord | None:
+        fields = (reader or self.redis).hgetall(_token_key(token_hash))
+        if not fields:
+            return None
+        return TokenRecord(
+            token_hash=token_hash,
+            registration_id=fields["registration_id"],
+            expires_at=int(fields["expires_at"]),
+            state=fields["state"],
+        )
+
+    def active_login_owner(self, login_key: str, reader: Reader | None = None) -> str | None:
+        """The registration whose active account uses this login, if any."""
+        return (reader or self.redis).get(_active_login_key(login_key))
+
+    def get_credentials(self, registration_id: str) -> dict[str, str]:
+        return self.redis.hgetall(_credentials_key(registration_id))
+
+    def due_tokens(self, now: float, limit: int = 500) -> list[str]:
+        return self.redis.zrangebyscore(DEADLINES, "-inf", now, start=0, num=limit)
+
+    # --- watch and read (inside a transaction) -------------------------------------------------
+
+    def watch_account(self, pipe: Pipeline, registration_id: str) -> Account | None:
+        pipe.watch(_account_key(registration_id))
+        return self.get_account(registration_id, pipe)
+
+    def watch_token(self, pipe: Pipeline, token_hash: str) -> TokenRecord | None:
+        pipe.watch(_token_key(token_hash))
+        return self.get_token(token_hash, pipe)
+
+    def watch_active_login(self, pipe: Pipeline, login_key: str) -> str | None:
+        pipe.watch(_active_login_key(login_key))
+        return self.active_login_owner(login_key, pipe)
+
+    # --- writes (the pipeline is in MULTI) -----------------------------------------------------
+
+    def save_account(self, pipe: Pipeline, account: Account) -> None:
+        pipe.hset(_account_key(account.registration_id), mapping=_account_fields(account))
+
+    def add_token(self, pipe: Pipeline, record: TokenRecord) -> None:
+        """A new link: its record (by hash) and its deadline for the sweep."""
+        key = _token_key(record.token_hash)
+        pipe.hset(
+            key,
+            mapping={
+                "registration_id": record.registration_id,
+                "expires_at": str(record.expires_at),
+                "state": record.state,
+            },
+        )
+        pipe.expireat(key, record.expires_at + TOKEN_RETENTION_SECONDS)
+        pipe.zadd(DEADLINES, {record.token_hash: record.expires_at})
+
+    def set_token_state(self, pipe: Pipeline, token_hash: str, state: str) -> None:
+        """A link that can no longer be used (used, replaced, expired): nothing left to sweep."""
+        pipe.hset(_token_key(token_hash), "state", state)
+        pipe.zrem(DEADLINES, token_hash)
+
+    def forget_deadline(self, pipe: Pipeline, token_hash: str) -> None:
+        pipe.zrem(DEADLINES, token_hash)
+
+    def save_credentials(
+        self, pipe: Pipeline, registration_id: str, password_hash: str, question: str, answer_hash: str
+    ) -> None:
+        pipe.hset(
+            _credentials_key(registration_id),
+            mapping={
+                "password_hash": password_hash,
+                "secret_question": question,
+                "secret_answer_hash": answer_hash,
+            },
+        )
+
+    def set_active_login(self, pipe: Pipeline, login_key: str, registration_id: str) -> None:
+        pipe.set(_active_login_key(login_key), registration_id)
+
+    def publish(self, pipe: Pipeline, event: Event) -> None:
+        publish(pipe, event, self.stream_maxlen)

@@ -1,0 +1,73 @@
+"""activate's request and answer schemas (they also make its OpenAPI document)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class WorkspaceSchema(Schema):
+    code = fields.String()
+    label = fields.String()
+    description = fields.String()
+    default = fields.Boolean()
+
+
+class WorkspacesPageSchema(Schema):
+    """Step 3's page: « BIENVENUE {Prénom} {Nom} — Votre compte utilisateur {email} a été créé »."""
+
+    registration_id = fields.String()
+    first_name = fields.String()
+    last_name = fields.String()
+    login_email = fields.String()
+    status = fields.String()
+    workspaces = fields.List(fields.Nested(WorkspaceSchema))
+
+
+class ChooseWorkspacesSchema(Schema):
+    workspaces = fields.List(
+        fields.String(validate=validate.Length(max=64)),
+        load_default=None,
+        validate=validate.Length(max=50),
+        metadata={"description": "Codes des espaces ouverts ; absent : les espaces ouverts par défaut."},
+    )
+
+
+class AccountCreatedSchema(Schema):
+    account_id = fields.String()
+
+
+class LinkSentSchema(Schema):
+    status = fields.String()
+
+
+class ActivationPageSchema(Schema):
+    login_email = fields.String()
+    contact_email = fields.String()
+    last_name = fields.String()
+    first_name = fields.String()
+    secret_questions = fields.List(fields.String())
+
+
+class ActivateSchema(Schema):
+    # Missing fields default to "" so that the rules name every faulty field in one answer.
+    password = fields.String(load_default="")
+    password_confirmation = fields.String(load_default="")
+    secret_question = fields.String(load_default="")
+    secret_answer = fields.String(load_default="")
+
+
+class ActivatedSchema(Schema):
+    status = fields.String()
+    role = fields.String()
+    structure_id = fields.String()
+    account_id = fields.String()
+
+
+class TokenGoneSchema(Schema):
+    """410: the link expired, was used or was replaced; `registration_id` lets a page resend."""
+
+    code = fields.Integer()
+    status = fields.String()
+    message = fields.String()
+    registration_id = fields.String()
+    reason = fields.String(metadata={"description": "expired, used ou replaced"})

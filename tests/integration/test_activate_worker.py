@@ -1,0 +1,100 @@
+"""The expiry sweep as beat runs it: a task on the `sweeps` queue, taken by a real Celery worker."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
+
+from services.activate import tasks
+from services.activate.app import create_app
+from services.activate.consumer import build_handlers
+from shared.bus import Consumer
+from shared.celery_app import make_celery
+from shared.events import new_event
+from shared.sealing import unseal
+from shared.testing import events_on, publish_now, wait_for_event
+
+TASK = tasks.expire_activation_tokens.name
+
+
+def test_task_name_is_the_one_beat_schedules(settings):
+    assert TASK == "activate.expire_activation_tokens"
+    schedule = make_celery(settings).conf.beat_schedule
+    assert schedule["expire-activation-tokens"]["task"] == TASK
+
+
+def confirmed(registration_id: str):
+    return new_event(
+        "StructureConfirmed",
+        "structure",
+        registration_id,
+        {
+            "structure_id": "structure-1",
+            "structure": {
+                "identifier_type": "SIRET",
+                "identifier": "81880244900038",
+                "country": "FR",
+                "company_name": "CURIE SARL",
+                "address": "1 RUE CURIE",
+                "postal_code": "75005",
+                "city": "PARIS",
+            },
+            "user": {
+                "last_name": "Curie",
+                "first_name": "Marie",
+                "login_email": "marie@example.fr",
+                "contact_email": "marie@example.fr",
+                "survey_consent": True,
+            },
+            "features": {"payment_requests": True, "dume": True},
+        },
+    )
+
+
+def test_worker_expires_a_stale_link_once(settings, redis_client):
+    # The link is issued "two validity periods ago", so it is already stale for the worker's clock.
+    issued_long_ago = lambda: time.time() - 2 * settings.activation_ttl_seconds  # noqa: E731
+    client = create_app(settings, client=redis_client, clock=issued_long_ago).test_client()
+    consumer = Consumer(
+        redis_client, "activate", build_handlers(settings, redis_client), name="t", block_ms=50
+    )
+    publish_now(redis_client, confirmed("r1"))
+    consumer.run_once()
+    assert client.post("/activate/api/registrations/r1/workspaces", json={}).status_code == 201
+    token = unseal(
+        events_on(redis_client, "ActivationLinkIssued")[0].data["sealed_token"], settings.secret_key
+    )
+
+    celery = make_celery(settings)
+    celery.conf.include = ["services.activate.tasks"]  # this worker only needs activate's task
+    results: list[int] = []
+    finished = threading.Condition()
+
+    def on_postrun(sender=None, retval=None, **_):
+        if sender is not None and sender.name == TASK:
+            with finished:
+                results.append(retval)
+                finished.notify_all()
+
+    task_postrun.connect(on_postrun, weak=False)
+    try:
+        with start_worker(
+            celery, pool="solo", perform_ping_check=False, queues=["sweeps"], shutdown_timeout=30
+        ):
+            celery.send_task(TASK)
+            (expired,) = wait_for_event(redis_client, "ActivationTokenExpired", timeout=20)
+            celery.send_task(TASK)  # a second beat: nothing more to do
+            with finished:
+                assert finished.wait_for(lambda: len(results) == 2, timeout=20)
+    finally:
+        task_postrun.disconnect(on_postrun)
+
+    assert results == [1, 0]
+    assert len(events_on(redis_client, "ActivationTokenExpired")) == 1
+    assert expired.subject == "r1"
+    gone = client.get(f"/activate/api/activations/{token}")
+    assert gone.status_code == 410 and gone.json["reason"] == "expired"
+    assert client.post("/activate/api/registrations/r1/activation-email").status_code == 202

@@ -1,0 +1,284 @@
+"""activate's rules, without servers: workspaces, the password rule, answers, link states."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.activate import domain
+from services.activate.domain import Account, TokenGone, TokenRecord
+from shared.errors import Conflict, Invalid, NotFound
+
+
+def account(**changes) -> Account:
+    base = Account(
+        registration_id="r1",
+        account_id="a1",
+        structure_id="s1",
+        last_name="Curie",
+        first_name="Marie",
+        login_email="marie@example.fr",
+        contact_email="marie@example.fr",
+        survey_consent=False,
+    )
+    return Account(**{**base.__dict__, **changes})
+
+
+# --- workspaces ----------------------------------------------------------------------------------
+
+
+def test_catalogue_is_the_spec_table_in_order():
+    assert domain.WORKSPACE_CODES == (
+        "SOLLICITATIONS_EMISES",
+        "FACTURES_EMISES",
+        "DEMANDE_REMBOURSEMENT_TIC",
+        "ENGAGEMENTS",
+        "FACTURES_A_VALIDER",
+        "FACTURES_DE_TRAVAUX",
+        "MEMOIRES_FRAIS_JUSTICE",
+        "RACCORDEMENT_EDI_API",
+        "SUIVI_DES_FLUX",
+    )
+    assert domain.DEFAULT_WORKSPACES == ("SOLLICITATIONS_EMISES", "FACTURES_EMISES")
+    by_code = {w.code: w for w in domain.WORKSPACES}
+    assert by_code["RACCORDEMENT_EDI_API"].description == (
+        "Permet de demander et de suivre le raccordement de vos structures pour l'utilisation des modes "
+        "EDI et API"
+    )
+    assert by_code["FACTURES_A_VALIDER"].label == "Factures à valider"
+    assert by_code["SUIVI_DES_FLUX"].description == "Réservé aux structures raccordées émettant des flux EDI"
+
+
+def test_omitted_workspaces_are_the_defaults():
+    assert domain.choose_workspaces(None) == domain.DEFAULT_WORKSPACES
+
+
+def test_chosen_workspaces_are_deduplicated_and_in_catalogue_order():
+    chosen = domain.choose_workspaces(["ENGAGEMENTS", "FACTURES_EMISES", "ENGAGEMENTS", "factures_emises"])
+    assert chosen == ("FACTURES_EMISES", "ENGAGEMENTS")
+
+
+def test_empty_choice_is_allowed():
+    assert domain.choose_workspaces([]) == ()
+
+
+def test_unknown_workspaces_are_named():
+    with pytest.raises(Invalid) as caught:
+        domain.choose_workspaces(["FACTURES_EMISES", "NOPE", "AUTRE"])
+    (message,) = caught.value.errors["workspaces"]
+    assert "AUTRE, NOPE" in message and "inconnu" in message
+
+
+def test_workspaces_are_chosen_once():
+    domain.ensure_workspaces_can_be_chosen(account())
+    with pytest.raises(Conflict):
+        domain.ensure_workspaces_can_be_chosen(account(status=domain.AWAITING_ACTIVATION))
+
+
+def test_login_used_by_another_active_account_conflicts():
+    domain.ensure_login_free(account(), None)
+    domain.ensure_login_free(account(), "r1")
+    with pytest.raises(Conflict):
+        domain.ensure_login_free(account(), "r2")
+    assert domain.login_key(" Marie@Example.FR ") == domain.login_key("marie@example.fr")
+
+
+def test_resend_rules():
+    with pytest.raises(NotFound):
+        domain.ensure_link_can_be_resent(account())
+    with pytest.raises(Conflict):
+        domain.ensure_link_can_be_resent(account(status=domain.ACTIVE))
+    domain.ensure_link_can_be_resent(account(status=domain.AWAITING_ACTIVATION))
+    domain.ensure_link_can_be_resent(account(status=domain.EXPIRED))
+
+
+def test_timestamps_are_iso_utc_seconds():
+    assert domain.iso_utc(1_700_000_000.9) == "2023-11-14T22:13:20+00:00"
+    assert domain.token_expiry(1_700_000_000.9, 3600) == 1_700_003_600
+
+
+# --- the password rule ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "Abcdefg1",  # 8 chars: upper, lower, digit
+        "abcdefg1!",  # lower, digit, special
+        "ABCDEFG1!",  # upper, digit, special
+        "Abcdefgh!",  # upper, lower, special
+        "élève123",  # accents count as special: lower, digit, special
+        "ÉCOLE2024",  # É is special (not ASCII upper): upper, special, digit
+        "mot de passe 1",  # a space is special
+        "A" * 60 + "b" * 60 + "12345678",  # 128 characters
+        "Пароль123x",  # Cyrillic letters are special: special, digit, lower
+    ],
+)
+def test_acceptable_passwords(password):
+    assert domain.password_errors(domain.normalise_password(password)) == []
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "Abcdef1",  # 7 characters
+        "abcdefgh",  # one group
+        "abcdefgh12",  # two groups
+        "ABCDEFGH12",  # two groups
+        "éèàùçâêî",  # only special
+        "ábcdéfgh",  # lower + special only
+    ],
+)
+def test_weak_passwords_are_refused_with_the_rule(password):
+    assert domain.password_errors(domain.normalise_password(password)) == [domain.PASSWORD_RULE]
+
+
+def test_password_rule_message_is_the_one_shown():
+    assert domain.PASSWORD_RULE == (
+        "Le mot de passe doit contenir au moins 8 caractères et au moins 3 des 4 types : "
+        "majuscules, minuscules, chiffres, caractères spéciaux."
+    )
+
+
+def test_password_of_129_characters_is_refused():
+    errors = domain.password_errors("Ab1" + "x" * 126)
+    assert errors == ["Le mot de passe doit contenir au plus 128 caractères."]
+
+
+def test_password_with_control_character_is_refused():
+    assert any("contrôle" in e for e in domain.password_errors("Abcdefg1\t"))
+
+
+def test_password_groups_count_ascii_only_for_letters_and_digits():
+    assert domain.password_groups("Aa1!") == 4
+    assert domain.password_groups("é") == 1
+    assert domain.password_groups("٣") == 1  # an Arabic-Indic digit is "special", not a digit
+
+
+def test_password_is_nfkc_normalised():
+    decomposed = "E\u0301cole123"  # É as E + combining accent
+    assert domain.normalise_password(decomposed) == "École123"
+    assert domain.normalise_password("Ｐａｓｓ１２３４") == "Pass1234"  # full-width forms
+
+
+# --- the activation form -------------------------------------------------------------------------
+
+
+QUESTION = domain.SECRET_QUESTIONS[0]
+
+
+def test_good_form_is_returned_normalised():
+    form = domain.check_activation_form("Motdepasse1", "Motdepasse1", f"  {QUESTION} ", "  Rex   le  Chien ")
+    assert form == domain.ActivationForm("Motdepasse1", QUESTION, "rex le chien")
+
+
+def test_every_faulty_field_is_named_at_once():
+    with pytest.raises(Invalid) as caught:
+        domain.check_activation_form("court", "autre", "Quelle est votre couleur préférée ?", "   ")
+    errors = caught.value.errors
+    assert set(errors) == {"password", "password_confirmation", "secret_question", "secret_answer"}
+    assert errors["password"] == [domain.PASSWORD_RULE]
+    assert errors["password_confirmation"] == ["La confirmation ne correspond pas au mot de passe."]
+    assert "liste" in errors["secret_question"][0]
+    assert "obligatoire" in errors["secret_answer"][0]
+
+
+def test_missing_fields_are_each_named():
+    with pytest.raises(Invalid) as caught:
+        domain.check_activation_form("", "", "", "")
+    assert set(caught.value.errors) == {
+        "password",
+        "password_confirmation",
+        "secret_question",
+        "secret_answer",
+    }
+
+
+def test_confirmation_compares_normalised_forms():
+    form = domain.check_activation_form("E\u0301cole123", "École123", QUESTION, "x")
+    assert form.password == "École123"
+
+
+def test_answer_of_more_than_100_characters_is_refused():
+    domain.check_activation_form("Motdepasse1", "Motdepasse1", QUESTION, "a" * 100)
+    with pytest.raises(Invalid) as caught:
+        domain.check_activation_form("Motdepasse1", "Motdepasse1", QUESTION, "a" * 101)
+    assert set(caught.value.errors) == {"secret_answer"}
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("ALTRAN", "altran"),
+        ("  Altran\t\n Group  ", "altran group"),
+        ("Straße", "strasse"),
+        ("Ｒｅｘ", "rex"),
+        ("E\u0301milie", "émilie"),
+        ("\u00a0Émilie\u2003Dupont ", "émilie dupont"),
+    ],
+)
+def test_answer_normalisation(raw, expected):
+    assert domain.normalise_answer(raw) == expected
+
+
+def test_secret_questions_are_french_questions():
+    assert 5 <= len(domain.SECRET_QUESTIONS) <= 6
+    assert "Quel est le nom de votre premier animal de compagnie ?" in domain.SECRET_QUESTIONS
+    assert all(q.endswith(" ?") for q in domain.SECRET_QUESTIONS)
+
+
+# --- link states ---------------------------------------------------------------------------------
+
+
+def record(**changes) -> TokenRecord:
+    return TokenRecord(**{**TokenRecord("h1", "r1", 1000).__dict__, **changes})
+
+
+def test_issued_link_is_usable_until_its_expiry():
+    assert domain.ensure_token_usable(record(), 999.9) == record()
+    with pytest.raises(TokenGone) as caught:
+        domain.ensure_token_usable(record(), 1000)
+    assert caught.value.reason == "expired" and caught.value.registration_id == "r1"
+    assert caught.value.status == 410 and "expiré" in caught.value.message
+
+
+@pytest.mark.parametrize("state", [domain.USED, domain.REPLACED, domain.TOKEN_EXPIRED])
+def test_dead_links_are_gone(state):
+    with pytest.raises(TokenGone) as caught:
+        domain.ensure_token_usable(record(state=state), 0)
+    assert caught.value.reason == state
+
+
+def test_unknown_link_is_not_found():
+    with pytest.raises(NotFound):
+        domain.ensure_token_usable(None, 0)
+
+
+def test_link_must_be_the_accounts_current_one():
+    same = str.__eq__
+    waiting = account(status=domain.AWAITING_ACTIVATION, token_hash="h1", token_expires_at=1000)
+    assert domain.ensure_token_is_accounts(record(), waiting, same) == waiting
+    with pytest.raises(TokenGone) as caught:
+        domain.ensure_token_is_accounts(
+            record(), account(status=domain.AWAITING_ACTIVATION, token_hash="h2"), same
+        )
+    assert caught.value.reason == "replaced"
+    with pytest.raises(TokenGone) as caught:
+        domain.ensure_token_is_accounts(record(), domain.activated(waiting), same)
+    assert caught.value.reason == "used"
+
+
+def test_lapsed_link_expires_only_the_account_it_belongs_to():
+    same = str.__eq__
+    waiting = account(status=domain.AWAITING_ACTIVATION, token_hash="h1")
+    assert domain.link_lapsed(waiting, record(), same).status == domain.EXPIRED
+    assert (
+        domain.link_lapsed(account(status=domain.AWAITING_ACTIVATION, token_hash="h2"), record(), same)
+        is None
+    )
+    assert domain.link_lapsed(domain.activated(waiting), record(), same) is None
+    assert domain.link_lapsed(None, record(), same) is None
+
+
+def test_first_user_becomes_principal_manager():
+    active = domain.activated(account(status=domain.AWAITING_ACTIVATION, token_hash="h1"))
+    assert (active.status, active.role, active.token_hash) == ("active", "GESTIONNAIRE_PRINCIPAL", None)
