@@ -1,0 +1,121 @@
+"""How an activation email says things. Pure: no Redis, no SMTP, no clock."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+SUBJECT = "Activez votre compte sur le portail de facturation"
+REASONS = ("created", "resent")
+
+_MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class ActivationEmail:
+    """What the templates of the activation email are given."""
+
+    to: str
+    first_name: str
+    last_name: str
+    link: str
+    validity: str
+    deadline: str
+    resent: bool
+    subject: str = SUBJECT
+
+
+def clean_name(raw: str) -> str:
+    """A name as one line of text: control characters (CR, LF, TAB, NUL…) become spaces.
+
+    Names never go into headers; this keeps a crafted name from breaking the layout of the
+    plain-text body either. HTML is escaped by the template, not here.
+    """
+    chars = (" " if unicodedata.category(c).startswith("C") else c for c in raw)
+    return _SPACES.sub(" ", "".join(chars)).strip()
+
+
+def activation_link(public_base_url: str, token: str) -> str:
+    return f"{public_base_url.rstrip('/')}/activate/activations/{quote(token, safe='')}"
+
+
+def _plural(count: int, singular: str, plural: str) -> str:
+    return f"{count} {singular if count == 1 else plural}"
+
+
+def validity_in_words(ttl_seconds: int) -> str:
+    """`3600` → "60 minutes", `7200` → "2 heures", `5400` → "1 heure et 30 minutes".
+
+    Up to an hour the validity is told in minutes, as the portal does ("60 minutes"); below a
+    minute in seconds; up to two days in hours and minutes; beyond in days and hours. Leftover
+    seconds are dropped: the email never promises more time than the link has.
+    """
+    seconds = max(0, int(ttl_seconds))
+    if seconds < 60:
+        return _plural(seconds, "seconde", "secondes")
+    if seconds <= 3600:
+        return _plural(seconds // 60, "minute", "minutes")
+    if seconds < 2 * 86400:
+        hours, minutes = seconds // 3600, seconds % 3600 // 60
+        words = _plural(hours, "heure", "heures")
+        return f"{words} et {_plural(minutes, 'minute', 'minutes')}" if minutes else words
+    days, hours = seconds // 86400, seconds % 86400 // 3600
+    words = _plural(days, "jour", "jours")
+    return f"{words} et {_plural(hours, 'heure', 'heures')}" if hours else words
+
+
+def _paris() -> tuple[ZoneInfo | None, str]:
+    try:
+        return ZoneInfo("Europe/Paris"), "heure de Paris"
+    except ZoneInfoNotFoundError:  # no time zone data installed: say it in UTC
+        return None, "UTC"
+
+
+def deadline_in_words(expires_at: datetime) -> str:
+    """`2025-03-12T14:05:00+00:00` → "12 mars 2025 à 15 h 05 (heure de Paris)"."""
+    if expires_at.tzinfo is None:  # the contract's times are UTC
+        expires_at = expires_at.replace(tzinfo=UTC)
+    zone, label = _paris()
+    local = expires_at.astimezone(zone) if zone else expires_at
+    day = "1er" if local.day == 1 else str(local.day)
+    return f"{day} {_MONTHS[local.month - 1]} {local.year} à {local.hour} h {local.minute:02d} ({label})"
+
+
+def activation_email(
+    *,
+    to: str,
+    first_name: str,
+    last_name: str,
+    token: str,
+    public_base_url: str,
+    ttl_seconds: int,
+    expires_at: datetime,
+    reason: str,
+) -> ActivationEmail:
+    return ActivationEmail(
+        to=to,
+        first_name=clean_name(first_name),
+        last_name=clean_name(last_name),
+        link=activation_link(public_base_url, token),
+        validity=validity_in_words(ttl_seconds),
+        deadline=deadline_in_words(expires_at),
+        resent=reason == "resent",
+    )

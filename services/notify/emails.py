@@ -1,0 +1,38 @@
+"""Rendering of the emails from Jinja templates: a plain-text and an HTML part each.
+
+The HTML templates (`*.html.j2`) are autoescaped, so a name such as `<script>` is shown, never
+run; the plain-text ones are not escaped (nothing interprets them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from services.notify.domain import ActivationEmail
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=True, default=False),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def render_activation(email: ActivationEmail) -> RenderedEmail:
+    return RenderedEmail(
+        subject=email.subject,
+        text=_env.get_template("activation.txt.j2").render(email=email),
+        html=_env.get_template("activation.html.j2").render(email=email),
+    )
