@@ -17,6 +17,7 @@ import redis
 from flask import Flask, jsonify, redirect
 from werkzeug.middleware.http_proxy import ProxyMiddleware
 
+from shared import redaction
 from shared.settings import Settings
 from shared.store import connect
 
@@ -51,6 +52,7 @@ def create_app(
     targets = targets or service_targets()
     client = client or connect(settings)
     app = Flask(__name__)
+    redaction.install(app.logger)  # activation links carry their token in the path
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
     @app.get("/")

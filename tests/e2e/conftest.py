@@ -1,0 +1,85 @@
+"""The whole system started as `make run` starts it, with its own Redis and a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from tests.servers import RedisServer, SmtpServer, free_port
+
+
+@dataclass
+class RunningSystem:
+    base_url: str
+    redis: redis.Redis
+    smtp: SmtpServer
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+
+def _wait_ready(base_url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the system stopped while starting:\n{log.read_text()[-4000:]}")
+        try:
+            if requests.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the system was not ready within {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def running_system(tmp_path_factory):
+    var_dir = tmp_path_factory.mktemp("var")
+    redis_server = RedisServer(appendonly=True).start()
+    smtp = SmtpServer().start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp.port),
+        "PORT": str(port),
+        "VAR_DIR": str(var_dir),
+        "CAPTCHA_ENABLED": "0",
+        "EVENT_CLAIM_IDLE_MS": "2000",
+    }
+    env.pop("SECRET_KEY", None)
+    log = var_dir / "system.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "system.launcher"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base_url, proc, log)
+        yield RunningSystem(
+            base_url, redis.Redis.from_url(redis_server.url, decode_responses=True), smtp, log
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        smtp.stop()
+        redis_server.stop()
