@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from flask import Flask, jsonify, redirect
@@ -61,9 +62,9 @@ def create_app(
 
     @app.get("/healthz")
     def healthz():
-        checks = {"redis": _redis_ok(client)}
-        for name, url in targets.items():
-            checks[name] = _http_ok(f"{url}/{name}/healthz")
+        with ThreadPoolExecutor(len(targets)) as pool:
+            answers = pool.map(lambda item: _http_ok(f"{item[1]}/{item[0]}/healthz"), targets.items())
+            checks = {"redis": _redis_ok(client), **dict(zip(targets, answers, strict=True))}
         ready = all(checks.values())
         return jsonify({"status": "ok" if ready else "unavailable", "checks": checks}), 200 if ready else 503
 
@@ -83,7 +84,7 @@ def _redis_ok(client: redis.Redis) -> bool:
 
 def _http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
+        with urllib.request.urlopen(url, timeout=1) as answer:
             return answer.status == 200
     except (urllib.error.URLError, OSError):
         return False

@@ -34,10 +34,10 @@ def _wait_ready(base_url: str, proc: subprocess.Popen, log: Path, timeout: float
         if proc.poll() is not None:
             raise RuntimeError(f"the system stopped while starting:\n{log.read_text()[-4000:]}")
         try:
-            if requests.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+            if requests.get(f"{base_url}/healthz", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # not listening yet, or still starting its workers
         time.sleep(0.3)
     raise RuntimeError(f"the system was not ready within {timeout}s:\n{log.read_text()[-4000:]}")
 
