@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import redis
 from flask import Flask
 
-from services.identify import api
+from services.identify import api, pages
 from services.identify.repository import IdentifyRepository
+from shared import web
 from shared.http_api import add_health_routes, create_service_app
 from shared.settings import Settings
 from shared.store import connect
@@ -36,5 +37,7 @@ def create_app(
         settings, IdentifyRepository(client, settings.event_stream_maxlen), clock
     )
     smorest.register_blueprint(api.blp)
+    web.install(app, "identify", settings)
+    app.register_blueprint(pages.bp)
     add_health_routes(app, "identify", client)
     return app

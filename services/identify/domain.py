@@ -168,3 +168,13 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
 def is_abandoned(status: str) -> bool:
     """A registration that never reached step 3 expires with REGISTRATION_TTL_SECONDS."""
     return status in (STARTED, STRUCTURE_CONFIRMED)
+
+
+IDENTIFIER_TYPE_LABELS = {
+    "UE_HORS_FRANCE": "Structure de l'Union européenne hors France (numéro de TVA intracommunautaire)",
+    "HORS_UE": "Structure hors Union européenne (identifiant du pays)",
+    "RIDET": "Structure de Nouvelle-Calédonie (numéro RIDET)",
+    "TAHITI": "Structure de Polynésie française (numéro TAHITI)",
+    "PARTICULIER": "Particulier",
+    "AUTRE": "Structure en cours d'immatriculation ou autre",
+}

@@ -1,0 +1,59 @@
+"""Step 1 as a web page: « Vous êtes nouveau ? ». Same handler as the JSON API."""
+
+from __future__ import annotations
+
+from flask import current_app, redirect, render_template, request
+
+from services.identify import domain, handlers
+from shared.errors import Invalid
+from shared.web import page_blueprint
+
+bp = page_blueprint("identify_pages", __name__, "identify")
+
+LABELS = {
+    "login_email": "Adresse électronique de connexion",
+    "siret": "Numéro de SIRET",
+    "identifier_type": "Type d'identifiant",
+    "identifier": "Identifiant de la structure",
+    "country": "Pays",
+}
+
+
+@bp.get("/")
+def step_one():
+    return _render({}, {})
+
+
+@bp.post("/")
+def start():
+    form = request.form
+    without_siret = form.get("no_siret") == "1"
+    command = handlers.StartRegistration(
+        login_email=form.get("login_email", "")[:254],
+        identifier=(form.get("identifier") if without_siret else form.get("siret", "")) or "",
+        identifier_type=form.get("identifier_type", "AUTRE") if without_siret else "SIRET",
+        country=(form.get("country") or None) if without_siret else None,
+    )
+    deps = current_app.extensions["identify"]
+    try:
+        registration = handlers.start_registration(
+            command, deps.repo, deps.clock, deps.settings.registration_ttl_seconds
+        )
+    except Invalid as error:
+        errors = dict(error.errors)
+        if not without_siret and "identifier" in errors:
+            errors["siret"] = errors.pop("identifier")
+        return _render(form, errors), 422
+    return redirect(f"/structure/registrations/{registration.registration_id}", code=303)
+
+
+def _render(form, errors):
+    return render_template(
+        "identify/step1.html",
+        title="Vous êtes nouveau ?",
+        step=1,
+        form=form,
+        errors=errors,
+        labels=LABELS,
+        identifier_types=list(domain.IDENTIFIER_TYPE_LABELS.items()),
+    )
