@@ -58,7 +58,8 @@ def identify_structure(identifier_type: str, identifier: str, country: str | Non
         raise Invalid.on("identifier_type", "Type d'identifiant inconnu.")
     raw = (identifier or "").strip()
     if not raw:
-        raise Invalid.on("identifier", "L'identifiant de la structure est obligatoire.")
+        missing = "Le numéro SIRET est obligatoire." if kind == "SIRET" else "L'identifiant est obligatoire."
+        raise Invalid.on("identifier", missing)
     country = (country or "").strip().upper() or None
     if country is not None and not _COUNTRY.match(country):
         raise Invalid.on("country", "Le pays doit être un code à deux lettres (ISO 3166), par exemple FR.")

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import redis
 import requests
 
 from tests.servers import RedisServer, SmtpServer, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
 
 
 @dataclass
@@ -42,9 +46,9 @@ def _wait_ready(base_url: str, proc: subprocess.Popen, log: Path, timeout: float
     raise RuntimeError(f"the system was not ready within {timeout}s:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def running_system(tmp_path_factory):
-    var_dir = tmp_path_factory.mktemp("var")
+@contextmanager
+def start_system(var_dir: Path, **settings: str):
+    """`python -m system.launcher` (what `make run` runs) with test Redis, SMTP and settings."""
     redis_server = RedisServer(appendonly=True).start()
     smtp = SmtpServer().start()
     port = free_port()
@@ -57,23 +61,19 @@ def running_system(tmp_path_factory):
         "VAR_DIR": str(var_dir),
         "CAPTCHA_ENABLED": "0",
         "EVENT_CLAIM_IDLE_MS": "2000",
+        **settings,
     }
     env.pop("SECRET_KEY", None)
     log = var_dir / "system.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "system.launcher"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            [sys.executable, "-m", "system.launcher"], env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=ROOT,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base_url, proc, log)
-        yield RunningSystem(
-            base_url, redis.Redis.from_url(redis_server.url, decode_responses=True), smtp, log
-        )
+        yield RunningSystem(base_url, redis.Redis.from_url(redis_server.url, decode_responses=True), smtp, log)
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
         try:
@@ -83,3 +83,25 @@ def running_system(tmp_path_factory):
             proc.wait(10)
         smtp.stop()
         redis_server.stop()
+
+
+@pytest.fixture(scope="session")
+def running_system(tmp_path_factory):
+    with start_system(tmp_path_factory.mktemp("var")) as system:
+        yield system
+
+
+@pytest.fixture(scope="module")
+def captcha_system(tmp_path_factory):
+    """The default configuration: the bot challenge on."""
+    with start_system(tmp_path_factory.mktemp("var-captcha"), CAPTCHA_ENABLED="1") as system:
+        yield system
+
+
+@pytest.fixture(scope="module")
+def short_ttl_system(tmp_path_factory):
+    """Activation links valid 2 seconds, swept every second: to see a link expire."""
+    with start_system(
+        tmp_path_factory.mktemp("var-ttl"), ACTIVATION_TTL_SECONDS="2", EXPIRY_SWEEP_SECONDS="1"
+    ) as system:
+        yield system

@@ -1,0 +1,80 @@
+"""Step 1's page: renders, keeps what was typed, names errors by field, CSRF, headers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from services.identify.app import create_app
+from shared.testing import events_on
+
+
+@pytest.fixture
+def browser(settings, redis_client):
+    return create_app(settings, client=redis_client).test_client()
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def post_form(browser, **fields):
+    token = csrf_of(browser.get("/identify/").get_data(as_text=True))
+    return browser.post("/identify/", data={"csrf_token": token, **fields})
+
+
+def test_step_one_page_renders_in_french_with_security_headers(browser):
+    page = browser.get("/identify/")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Vous êtes nouveau ?" in html and "Je n'ai pas de numéro de SIRET" in html
+    assert '<label for="login_email">' in html and '<label for="siret">' in html
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert 'aria-current="step"' in html
+
+
+def test_a_valid_siret_leads_to_step_two(browser, redis_client):
+    answer = post_form(browser, login_email="fleurf@example.fr", siret="818 802 449 00038")
+    assert answer.status_code == 303
+    (event,) = events_on(redis_client, "RegistrationStarted")
+    assert answer.headers["Location"].endswith(f"/structure/registrations/{event.subject}")
+
+
+def test_errors_are_shown_next_to_their_field_and_input_is_kept(browser, redis_client):
+    answer = post_form(browser, login_email="fleurf@example", siret="73282932000079")
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    assert 'id="siret-erreur"' in html and "clé de contrôle" in html
+    assert 'id="login_email-erreur"' in html
+    assert 'aria-describedby="siret-aide siret-erreur"' in html
+    assert 'value="73282932000079"' in html and 'value="fleurf@example"' in html
+    assert redis_client.keys("*") == []
+
+
+def test_the_no_siret_path_takes_another_identifier(browser, redis_client):
+    answer = post_form(
+        browser,
+        login_email="hans@example.de",
+        no_siret="1",
+        identifier_type="UE_HORS_FRANCE",
+        identifier="DE136695976",
+        country="DE",
+    )
+    assert answer.status_code == 303
+    (event,) = events_on(redis_client, "RegistrationStarted")
+    assert (event.data["identifier_type"], event.data["country"]) == ("UE_HORS_FRANCE", "DE")
+
+
+def test_a_post_without_csrf_token_is_refused(browser, redis_client):
+    answer = browser.post("/identify/", data={"login_email": "a@example.fr", "siret": "81880244900038"})
+    assert answer.status_code == 400
+    assert "expiré" in answer.get_data(as_text=True)
+    assert redis_client.keys("*") == []
+
+
+def test_html_typed_into_a_field_is_escaped(browser):
+    html = post_form(browser, login_email='"><script>alert(1)</script>', siret="1").get_data(as_text=True)
+    assert "<script>alert(1)" not in html
