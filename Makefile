@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install browser-deps clean
+.PHONY: run test lint install browser-deps status clean
 
 # Browser tests drive Debian's Chromium with Playwright and check pages with axe-core (npm).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -31,6 +31,9 @@ browser-deps: $(AXE)
 $(AXE): tests/e2e/package.json tests/e2e/package-lock.json
 	cd tests/e2e && npm ci --silent --no-audit --no-fund
 	touch $(AXE)
+
+status: $(STAMP)
+	$(PY) -m system.status $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

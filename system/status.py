@@ -1,0 +1,247 @@
+"""`python -m system.status` (`make status`): what waits where, read from Redis.
+
+For each event stream: its length and, per consumer group, the consumers, the entries delivered
+but not acknowledged (pending), the entries not delivered yet (lag) and the last delivered id;
+the dead letters (never their event, which holds personal data); the Celery queues.
+
+Lag: Redis 7 reports it in XINFO GROUPS. Redis 6.2 does not (nor does 7 after some trims and
+deletions); it is then counted with XRANGE after the last delivered id, up to `LAG_SCAN_LIMIT`
+entries, and shown as "?" beyond.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+from shared.bus import DEAD_LETTERS
+from shared.celery_app import make_celery
+from shared.settings import Settings, SettingsError
+from shared.store import connect
+
+STREAM_PATTERN = "events:*"
+LAG_SCAN_LIMIT = 10_000
+REASON_WIDTH = 100
+
+
+@dataclass
+class GroupStatus:
+    name: str
+    consumers: int
+    pending: int
+    lag: int | None  # None: not known
+    last_delivered_id: str
+
+
+@dataclass
+class StreamStatus:
+    name: str
+    length: int
+    groups: list[GroupStatus] = field(default_factory=list)
+
+
+@dataclass
+class DeadLetter:
+    """Where and why an entry failed; the event itself is left out on purpose."""
+
+    id: str
+    stream: str
+    group: str
+    entry_id: str
+    reason: str
+    deliveries: int | None
+    failed_at: str | None
+
+
+@dataclass
+class DeadLetters:
+    length: int
+    latest: list[DeadLetter]
+
+
+@dataclass
+class QueueStatus:
+    name: str
+    waiting: int
+
+
+@dataclass
+class Status:
+    redis_url: str
+    redis_version: str
+    streams: list[StreamStatus]
+    dead_letters: DeadLetters
+    queues: list[QueueStatus]
+    # Celery tasks taken by a worker and not acknowledged yet: running, or waiting for a retry.
+    unacked: int
+
+
+def collect(
+    client: redis.Redis, queues: Sequence[str], redis_url: str = "", dead_letter_count: int = 5
+) -> Status:
+    """Read everything the report shows; `client` must decode responses."""
+    return Status(
+        redis_url=public_url(redis_url),
+        redis_version=str(client.info("server").get("redis_version", "?")),
+        streams=[_stream_status(client, name) for name in _event_streams(client)],
+        dead_letters=_dead_letters(client, dead_letter_count),
+        queues=[QueueStatus(name, _queue_length(client, name)) for name in queues],
+        unacked=client.hlen(Channel.unacked_key),
+    )
+
+
+def _event_streams(client: redis.Redis) -> list[str]:
+    return sorted(set(client.scan_iter(match=STREAM_PATTERN, _type="stream", count=1000)))
+
+
+def _stream_status(client: redis.Redis, stream: str) -> StreamStatus:
+    groups = [
+        GroupStatus(
+            name=info["name"],
+            consumers=int(info["consumers"]),
+            pending=int(info["pending"]),
+            lag=_lag(client, stream, info),
+            last_delivered_id=info["last-delivered-id"],
+        )
+        for info in client.xinfo_groups(stream)
+    ]
+    return StreamStatus(stream, client.xlen(stream), sorted(groups, key=lambda g: g.name))
+
+
+def _lag(client: redis.Redis, stream: str, info: dict) -> int | None:
+    lag = info.get("lag")
+    if isinstance(lag, int):
+        return lag
+    after = client.xrange(stream, min=f"({info['last-delivered-id']}", max="+", count=LAG_SCAN_LIMIT + 1)
+    return len(after) if len(after) <= LAG_SCAN_LIMIT else None
+
+
+def _dead_letters(client: redis.Redis, count: int) -> DeadLetters:
+    latest = client.xrevrange(DEAD_LETTERS, count=count) if count > 0 else []
+    return DeadLetters(
+        client.xlen(DEAD_LETTERS), [_dead_letter(entry_id, fields) for entry_id, fields in latest]
+    )
+
+
+def _dead_letter(entry_id: str, fields: dict[str, str]) -> DeadLetter:
+    deliveries = fields.get("deliveries", "")
+    return DeadLetter(
+        id=entry_id,
+        stream=fields.get("stream", ""),
+        group=fields.get("group", ""),
+        entry_id=fields.get("entry_id", ""),
+        reason=fields.get("reason", ""),
+        deliveries=int(deliveries) if deliveries.isdigit() else None,
+        failed_at=_iso(fields.get("failed_at")),
+    )
+
+
+def _iso(timestamp: str | None) -> str | None:
+    try:
+        return datetime.fromtimestamp(float(timestamp or ""), UTC).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _queue_length(client: redis.Redis, queue: str) -> int:
+    """Messages waiting in a kombu queue: one Redis list per priority step."""
+    with client.pipeline(transaction=False) as pipe:
+        for priority in PRIORITY_STEPS:
+            pipe.llen(f"{queue}{Channel.sep}{priority}" if priority else queue)
+        return sum(pipe.execute())
+
+
+def public_url(url: str) -> str:
+    """The Redis URL without its password, fit to be printed."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def render_text(status: Status) -> str:
+    lines = [f"Redis {status.redis_url} (version {status.redis_version})", "", "Flux d'événements"]
+    if not status.streams:
+        lines.append("  aucun flux events:*")
+    for stream in status.streams:
+        lines.append(f"  {stream.name}  —  {stream.length} entrée(s)")
+        if not stream.groups:
+            lines.append("      aucun groupe de consommateurs")
+            continue
+        lines.append(
+            f"      {'groupe':<12} {'consommateurs':>13} {'en attente':>10} {'retard':>8}  dernier id livré"
+        )
+        for group in stream.groups:
+            lag = "?" if group.lag is None else str(group.lag)
+            lines.append(
+                f"      {group.name:<12} {group.consumers:>13} {group.pending:>10} {lag:>8}"
+                f"  {group.last_delivered_id}"
+            )
+    dead = status.dead_letters
+    lines += ["", f"Lettres mortes ({DEAD_LETTERS}) : {dead.length} entrée(s)"]
+    if dead.latest:
+        lines.append(
+            "  la plus récente :" if len(dead.latest) == 1 else f"  les {len(dead.latest)} plus récentes :"
+        )
+    for letter in dead.latest:
+        deliveries = "?" if letter.deliveries is None else str(letter.deliveries)
+        lines.append(
+            f"  {letter.id}  {letter.failed_at or '?'}  {letter.stream} {letter.entry_id}"
+            f"  groupe {letter.group}  {deliveries} livraison(s)"
+        )
+        lines.append(f"      raison : {_shorten(letter.reason)}")
+    lines += ["", "Files Celery"]
+    for queue in status.queues:
+        lines.append(f"  {queue.name:<12} {queue.waiting:>6} en attente")
+    lines.append(f"  {'non acquittées':<12} {status.unacked:>6} (en cours ou en attente d'un nouvel essai)")
+    return "\n".join(lines)
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m system.status",
+        description="État des flux d'événements, des lettres mortes et des files Celery (REDIS_URL).",
+    )
+    parser.add_argument("--json", action="store_true", help="le même état, en JSON")
+    parser.add_argument(
+        "--dead-letters", type=int, default=5, metavar="N", help="lettres mortes récentes à montrer (5)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"Configuration invalide : {exc}", file=sys.stderr)
+        return 1
+    client = connect(settings)
+    queues = [queue.name for queue in make_celery(settings).conf.task_queues]
+    try:
+        status = collect(client, queues, settings.redis_url, max(args.dead_letters, 0))
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        print(f"Redis injoignable à {public_url(settings.redis_url)} : {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(asdict(status), ensure_ascii=False, indent=2))
+    else:
+        print(render_text(status))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
