@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import redis
 from flask import Flask
 
-from services.structure import api
+from services.structure import api, pages
 from services.structure.captcha import Captchas, random_text
 from services.structure.repository import StructureRepository
 from services.structure.sirene import CsvSirene, Sirene
+from shared import web
 from shared.http_api import add_health_routes, create_service_app
 from shared.settings import Settings
 from shared.store import connect
@@ -49,5 +50,7 @@ def create_app(
         clock=clock,
     )
     smorest.register_blueprint(api.blp)
+    web.install(app, "structure", settings)
+    app.register_blueprint(pages.bp)
     add_health_routes(app, "structure", client)
     return app
