@@ -10,11 +10,11 @@ import redis
 from argon2 import PasswordHasher
 from flask import Flask, jsonify
 
-from services.activate import api
+from services.activate import api, pages
 from services.activate.domain import TokenGone
 from services.activate.passwords import make_hasher
 from services.activate.repository import ActivateRepository
-from shared import redaction
+from shared import redaction, web
 from shared.http_api import add_health_routes, create_service_app
 from shared.settings import Settings
 from shared.store import connect
@@ -57,6 +57,8 @@ def create_app(
         ), 410
 
     smorest.register_blueprint(api.blp)
+    web.install(app, "activate", settings)
+    app.register_blueprint(pages.bp)
     add_health_routes(app, "activate", client)
     redaction.install(app.logger)
     return app

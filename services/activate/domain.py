@@ -108,6 +108,7 @@ class Account:
     login_email: str
     contact_email: str
     survey_consent: bool
+    company_name: str = ""  # the structure's name, shown on the pages ("" for older accounts)
     features: dict[str, Any] = field(default_factory=dict)
     status: str = PENDING
     workspaces: tuple[str, ...] = ()

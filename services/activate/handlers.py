@@ -50,6 +50,7 @@ def make_structure_confirmed_handler(repo: ActivateRepository):
             login_email=user["login_email"],
             contact_email=user.get("contact_email") or user["login_email"],
             survey_consent=bool(user.get("survey_consent")),
+            company_name=(data.get("structure") or {}).get("company_name") or "",
             features=dict(data.get("features") or {}),
         )
         pipe.multi()

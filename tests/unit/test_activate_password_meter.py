@@ -1,0 +1,91 @@
+"""The live meter (password-meter.js) against the server's password rule: same verdict.
+
+The server's rule (domain) is the authority; the meter must call a password acceptable
+(level 3 or 4) exactly when the server accepts it. Node runs the script when it is installed;
+the thresholds are checked in the file's text in any case.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from services.activate import domain
+
+SCRIPT = Path(__file__).parents[2] / "services" / "activate" / "static" / "password-meter.js"
+
+# password → (server accepts, meter level)
+TABLE = {
+    "": (False, 0),
+    "faible": (False, 1),  # short, one group
+    "motdepasse": (False, 2),  # long enough, one group
+    "Motdepasse": (False, 2),  # two groups
+    "Aa1!": (False, 2),  # four groups, too short
+    "Aa1!aaa": (False, 2),  # 7 characters
+    "Aa1!aaaa": (True, 3),  # 8 characters, 4 groups, shorter than 12
+    "Motdepasse1": (True, 3),  # 3 groups
+    "Motdepasse1!": (True, 4),  # 12 characters, 4 groups
+    "été-été-été": (False, 2),  # accents and hyphens are one group: special
+    "Été2026été": (True, 3),  # lower case, digits, special (É and é are not ASCII)
+    "Facture-2026-Été": (True, 4),
+    "ｍｏｔｄｅｐａｓｓｅ１２": (False, 2),  # full-width: NFKC makes it ASCII, 2 groups
+    "Moﬁ1234": (True, 3),  # the ligature ﬁ becomes "fi" under NFKC: 8 characters
+    "Aa1😀xyz": (False, 2),  # 7 code points (8 UTF-16 units): too short for the server
+    "Motdepasse😀": (True, 3),  # the emoji is special
+    "Aa1" + "a" * 125: (True, 3),  # 128 characters: the longest accepted
+    "Aa1!" + "a" * 125: (False, 1),  # 129 characters
+    "Motdepasse1\t": (False, 1),  # a control character
+}
+
+
+def server_accepts(password: str) -> bool:
+    return not domain.password_errors(domain.normalise_password(password))
+
+
+@pytest.mark.parametrize("password", TABLE)
+def test_the_table_is_the_servers_verdict(password):
+    assert server_accepts(password) is TABLE[password][0]
+
+
+def test_the_script_has_the_servers_thresholds():
+    source = SCRIPT.read_text(encoding="utf-8")
+
+    def constant(name: str) -> int:
+        return int(re.search(rf"var {name} = (\d+);", source).group(1))
+
+    assert constant("MIN_LENGTH") == domain.PASSWORD_MIN_LENGTH
+    assert constant("MAX_LENGTH") == domain.PASSWORD_MAX_LENGTH
+    assert constant("MIN_GROUPS") == domain.PASSWORD_MIN_GROUPS
+    assert 'normalize("NFKC")' in source and "Array.from(" in source  # as the server counts
+    for label in ("Insuffisant", "Faible", "Satisfaisant", "Très satisfaisant"):
+        assert f'"{label}"' in source
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_script_gives_the_expected_level_and_the_servers_verdict():
+    program = (
+        "const meter = require(process.argv[1]);"
+        "let input = '';"
+        "process.stdin.on('data', d => input += d);"
+        "process.stdin.on('end', () => {"
+        "  console.log(JSON.stringify(JSON.parse(input).map(meter.passwordLevel)));"
+        "});"
+    )
+    passwords = list(TABLE)
+    run = subprocess.run(
+        ["node", "-e", program, str(SCRIPT)],
+        input=json.dumps(passwords),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    levels = dict(zip(passwords, json.loads(run.stdout), strict=True))
+    assert levels == {password: level for password, (_, level) in TABLE.items()}
+    for password, level in levels.items():
+        assert (level >= 3) is server_accepts(password), password
