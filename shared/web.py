@@ -7,6 +7,7 @@ shared by the services of the one origin, which all sign it with SECRET_KEY.
 
 from __future__ import annotations
 
+import unicodedata
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,22 @@ def problem_page(error: DomainError, step: int | None = None, **context: Any):
     ), error.status
 
 
+NOT_COUNTRIES = {"EU", "EZ", "UN", "QO"}  # unions and regions that Babel lists among territories
+
+
 @cache
 def country_names() -> list[tuple[str, str]]:
-    """(ISO code, French name) of every country, sorted by name, France first."""
+    """(ISO code, French name) of every country, France first, then in French alphabetical order."""
     territories = Locale("fr").territories
-    names = sorted(
-        ((code, name) for code, name in territories.items() if len(code) == 2 and code.isalpha()),
-        key=lambda item: item[1],
-    )
-    return [("FR", territories["FR"])] + [item for item in names if item[0] != "FR"]
+    countries = [
+        (code, name)
+        for code, name in territories.items()
+        if len(code) == 2 and code.isalpha() and code not in NOT_COUNTRIES and not code.startswith(("X", "Z"))
+    ]
+    countries.sort(key=lambda item: _sort_key(item[1]))
+    return [("FR", territories["FR"])] + [item for item in countries if item[0] != "FR"]
+
+
+def _sort_key(name: str) -> str:
+    """Accents do not change the order: Égypte comes after Danemark, not after Zimbabwe."""
+    return "".join(c for c in unicodedata.normalize("NFD", name) if not unicodedata.combining(c)).casefold()

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.wording import validity_in_words
+
 SUBJECT = "Activez votre compte sur le portail de facturation"
 REASONS = ("created", "resent")
 
@@ -55,31 +57,6 @@ def clean_name(raw: str) -> str:
 
 def activation_link(public_base_url: str, token: str) -> str:
     return f"{public_base_url.rstrip('/')}/activate/activations/{quote(token, safe='')}"
-
-
-def _plural(count: int, singular: str, plural: str) -> str:
-    return f"{count} {singular if count == 1 else plural}"
-
-
-def validity_in_words(ttl_seconds: int) -> str:
-    """`3600` → "60 minutes", `7200` → "2 heures", `5400` → "1 heure et 30 minutes".
-
-    Up to an hour the validity is told in minutes, as the portal does ("60 minutes"); below a
-    minute in seconds; up to two days in hours and minutes; beyond in days and hours. Leftover
-    seconds are dropped: the email never promises more time than the link has.
-    """
-    seconds = max(0, int(ttl_seconds))
-    if seconds < 60:
-        return _plural(seconds, "seconde", "secondes")
-    if seconds <= 3600:
-        return _plural(seconds // 60, "minute", "minutes")
-    if seconds < 2 * 86400:
-        hours, minutes = seconds // 3600, seconds % 3600 // 60
-        words = _plural(hours, "heure", "heures")
-        return f"{words} et {_plural(minutes, 'minute', 'minutes')}" if minutes else words
-    days, hours = seconds // 86400, seconds % 86400 // 3600
-    words = _plural(days, "jour", "jours")
-    return f"{words} et {_plural(hours, 'heure', 'heures')}" if hours else words
 
 
 def _paris() -> tuple[ZoneInfo | None, str]:

@@ -67,13 +67,19 @@ def start_system(var_dir: Path, **settings: str):
     log = var_dir / "system.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "system.launcher"], env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=ROOT,
+            [sys.executable, "-m", "system.launcher"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base_url, proc, log)
-        yield RunningSystem(base_url, redis.Redis.from_url(redis_server.url, decode_responses=True), smtp, log)
+        yield RunningSystem(
+            base_url, redis.Redis.from_url(redis_server.url, decode_responses=True), smtp, log
+        )
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
         try:

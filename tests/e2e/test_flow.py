@@ -8,9 +8,10 @@ import time
 import pytest
 import requests
 
+from tests.e2e.sirets import take_siret
+
 pytestmark = pytest.mark.e2e
 
-SEED_SIRET = "81880244900038"
 STREAMS = ["RegistrationStarted", "StructureConfirmed", "WorkspacesChosen", "AccountActivated"]
 
 
@@ -48,6 +49,7 @@ def test_health_and_openapi_of_each_service(running_system):
 def test_a_company_is_registered_from_step_one_to_an_active_account(running_system):
     system = running_system
     email = "fleurf@example.fr"
+    siret, known = take_siret()
     mails_before = len(system.smtp.recorder.messages)
 
     # Step 1 — bad input first, then the real one.
@@ -59,7 +61,7 @@ def test_a_company_is_registered_from_step_one_to_an_active_account(running_syst
     assert bad.status_code == 422 and set(bad.json()["errors"]) == {"login_email", "identifier"}
     started = requests.post(
         system.url("/identify/api/registrations"),
-        json={"login_email": email, "identifier": "818 802 449 00038"},
+        json={"login_email": email, "identifier": f"{siret[:3]} {siret[3:6]} {siret[6:9]} {siret[9:]}"},
         timeout=10,
     )
     assert started.status_code == 201, started.text
@@ -69,12 +71,12 @@ def test_a_company_is_registered_from_step_one_to_an_active_account(running_syst
     form = requests.get(system.url(f"/structure/api/registrations/{registration_id}"), timeout=30)
     assert form.status_code == 200, form.text
     prefill = form.json()["prefill"]
-    assert form.json()["identifier"] == SEED_SIRET
+    assert form.json()["identifier"] == siret  # typed with spaces, kept compact
     assert (prefill["company_name"], prefill["address"], prefill["postal_code"], prefill["city"]) == (
-        "SNC AU PIED DE COCHON LGE",
-        "59 RUE DE TOCQUEVILLE",
-        "75017",
-        "PARIS 17",
+        known.company_name,
+        known.address,
+        known.postal_code,
+        known.city,
     )
 
     step2 = {
@@ -191,7 +193,7 @@ def test_a_new_link_voids_the_old_one(running_system):
     email = "glucas@example.fr"
     rid = requests.post(
         system.url("/identify/api/registrations"),
-        json={"login_email": email, "identifier": "73282932000074"},
+        json={"login_email": email, "identifier": take_siret()[0]},
         timeout=10,
     ).json()["registration_id"]
     form = requests.get(system.url(f"/structure/api/registrations/{rid}"), timeout=30).json()
