@@ -86,6 +86,23 @@ class ActivationLinkIssued(_EventData):
     reason = fields.String(required=True, validate=validate.OneOf(["created", "resent"]))
 
 
+class RegistrationAttemptOnExistingAccount(_EventData):
+    """Step 3 or a resend for a login email that an active account already uses.
+
+    The newcomer's answer is the same as for a free email, and no link is sent: notify tells the
+    account's holder instead. `first_name`/`last_name` are the holder's (None if unknown);
+    `token_expires_at` is when the link would have expired, so that the registration's status
+    moves as it would have. Nothing secret.
+    """
+
+    login_email = fields.Email(required=True)
+    first_name = fields.String(load_default=None, allow_none=True)
+    last_name = fields.String(load_default=None, allow_none=True)
+    attempted_at = fields.DateTime(required=True)
+    token_expires_at = fields.DateTime(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["created", "resent"]))
+
+
 class ActivationTokenExpired(_EventData):
     account_id = fields.String(required=True)
     token_expires_at = fields.DateTime(required=True)
@@ -108,6 +125,7 @@ _SCHEMAS: dict[str, Schema] = {
         StructureConfirmed,
         WorkspacesChosen,
         ActivationLinkIssued,
+        RegistrationAttemptOnExistingAccount,
         ActivationTokenExpired,
         AccountActivated,
         RegistrationExpired,

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from limits import parse_many
+
 SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
 
 
@@ -37,6 +39,30 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
 
 
+def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """A rate limit such as "10 per minute;100 per hour" (the `limits` notation), checked now."""
+    raw = env.get(name, "").strip() or default
+    try:
+        parse_many(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must look like '10 per minute;100 per hour', got {raw!r}") from exc
+    return raw
+
+
+# Each rate limit: its setting, its default. Every request counts, except at step 1 per email
+# where only registrations actually started do (a person correcting a typo is not held back).
+RATE_LIMIT_DEFAULTS = {
+    "RATE_LIMIT_REGISTRATION_PER_IP": "10 per minute;100 per hour",
+    "RATE_LIMIT_REGISTRATION_PER_EMAIL": "5 per hour;20 per day",
+    "RATE_LIMIT_STRUCTURE_PER_IP": "20 per minute;200 per hour",
+    "RATE_LIMIT_STRUCTURE_PER_REGISTRATION": "10 per minute;30 per hour",
+    "RATE_LIMIT_RESEND_PER_IP": "10 per minute;50 per hour",
+    "RATE_LIMIT_RESEND_PER_REGISTRATION": "2 per minute;10 per day",
+    "RATE_LIMIT_ACTIVATION_PER_IP": "30 per minute;300 per hour",
+    "RATE_LIMIT_ACTIVATION_PER_TOKEN": "10 per minute;50 per hour",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -64,6 +90,16 @@ class Settings:
     event_stream_maxlen: int = 1_000_000
     email_retry_backoff_max: int = 60
     email_max_retries: int = 60
+    # Anti-automation (shared/limits.py): off only for tests that run many flows from one address.
+    rate_limits_enabled: bool = True
+    rate_limit_registration_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_REGISTRATION_PER_IP"]
+    rate_limit_registration_per_email: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_REGISTRATION_PER_EMAIL"]
+    rate_limit_structure_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_STRUCTURE_PER_IP"]
+    rate_limit_structure_per_registration: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_STRUCTURE_PER_REGISTRATION"]
+    rate_limit_resend_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_RESEND_PER_IP"]
+    rate_limit_resend_per_registration: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_RESEND_PER_REGISTRATION"]
+    rate_limit_activation_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_ACTIVATION_PER_IP"]
+    rate_limit_activation_per_token: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_ACTIVATION_PER_TOKEN"]
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -97,6 +133,8 @@ class Settings:
             event_stream_maxlen=_int(env, "EVENT_STREAM_MAXLEN", 1_000_000, 1000),
             email_retry_backoff_max=_int(env, "EMAIL_RETRY_BACKOFF_MAX", 60, 1),
             email_max_retries=_int(env, "EMAIL_MAX_RETRIES", 60, 0),
+            rate_limits_enabled=_bool(env, "RATE_LIMITS_ENABLED", True),
+            **{name.lower(): _rate(env, name, default) for name, default in RATE_LIMIT_DEFAULTS.items()},
         )
 
     def require_secret_key(self) -> str:

@@ -14,8 +14,9 @@ from services.activate import api, pages
 from services.activate.domain import TokenGone
 from services.activate.passwords import make_hasher
 from services.activate.repository import ActivateRepository
-from shared import redaction, web
+from shared import limits, redaction, web
 from shared.http_api import add_health_routes, create_service_app
+from shared.redis_checks import check_durability
 from shared.settings import Settings
 from shared.store import connect
 
@@ -61,4 +62,37 @@ def create_app(
     app.register_blueprint(pages.bp)
     add_health_routes(app, "activate", client)
     redaction.install(app.logger)
+    limits.install(app, "activate", settings, client, guards(settings))
+    check_durability(client, "activate")
     return app
+
+
+def guards(settings: Settings) -> list[limits.Guard]:
+    """The resend and the activation link, API and page alike. A link is counted by its token's
+    SHA-256: the token itself never reaches Redis."""
+    return [
+        limits.Guard(
+            endpoints=("activate.ActivationEmail", "activate_pages.resend"),
+            methods=("POST",),
+            rules=(
+                limits.per_client("resend-ip", settings.rate_limit_resend_per_ip),
+                limits.Rule(
+                    "resend-registration",
+                    settings.rate_limit_resend_per_registration,
+                    limits.path_value("registration_id"),
+                ),
+            ),
+        ),
+        limits.Guard(
+            endpoints=("activate.Activation", "activate_pages.activation", "activate_pages.activate"),
+            methods=("GET", "POST"),
+            rules=(
+                limits.per_client("activation-ip", settings.rate_limit_activation_per_ip),
+                limits.Rule(
+                    "activation-token",
+                    settings.rate_limit_activation_per_token,
+                    limits.path_value("token", hashed=True),
+                ),
+            ),
+        ),
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from argon2 import PasswordHasher
 from redis.client import Pipeline
@@ -103,6 +103,51 @@ class _NewLink:
         )
 
 
+@dataclass(frozen=True)
+class _Holder:
+    """Whoever holds, with an active account, the login email of a registration."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+def _login_holder(pipe: Pipeline, repo: ActivateRepository, account: Account) -> _Holder | None:
+    """The other, active account that already uses `account`'s login email, if any (watched).
+
+    Both outcomes read one account hash, so that the two take the same work and time: step 3 and
+    the resend must not tell whether the email already has an account.
+    """
+    owner = repo.watch_active_login(pipe, domain.login_key(account.login_email))
+    taken = owner is not None and owner != account.registration_id
+    found = repo.get_account(owner if taken else account.registration_id, pipe)
+    if not taken:
+        return None
+    return _Holder(found.first_name or None, found.last_name or None) if found else _Holder()
+
+
+def _link_or_warning(
+    link: _NewLink, account: Account, holder: _Holder | None, reason: str, now: float
+) -> Event:
+    """The event that goes out for a new link: the link itself, or, when the login email is an
+    active account's, a warning to its holder. The newcomer is answered the same either way; the
+    link, never sent to anyone, opens nothing (and activation refuses a second active account)."""
+    if holder is None:
+        return link.issued_event(account, reason)
+    return new_event(
+        "RegistrationAttemptOnExistingAccount",
+        SERVICE,
+        account.registration_id,
+        {
+            "login_email": account.login_email,
+            "first_name": holder.first_name,
+            "last_name": holder.last_name,
+            "attempted_at": domain.iso_utc(now),
+            "token_expires_at": domain.iso_utc(link.expires_at),
+            "reason": reason,
+        },
+    )
+
+
 def choose_workspaces(
     registration_id: str,
     codes: Iterable[str] | None,
@@ -110,19 +155,22 @@ def choose_workspaces(
     clock: Clock,
     settings: Settings,
 ) -> Account:
-    """Step 3: keep the workspaces, create the account's first link, ask for the email."""
+    """Step 3: keep the workspaces, create the account's first link, ask for the email.
+
+    A login email that an active account already uses gets the same answer (see
+    `_link_or_warning`): the holder is warned instead of a link being sent.
+    """
     workspaces = domain.choose_workspaces(codes)
     domain.ensure_workspaces_can_be_chosen(find_account(registration_id, repo, settings))
-    link = _NewLink(settings, clock())
+    now = clock()
+    link = _NewLink(settings, now)
 
     def attempt(pipe: Pipeline) -> Account:
         account = repo.watch_account(pipe, registration_id)
         if account is None:
             raise NotFound()
         domain.ensure_workspaces_can_be_chosen(account)
-        domain.ensure_login_free(
-            account, repo.watch_active_login(pipe, domain.login_key(account.login_email))
-        )
+        holder = _login_holder(pipe, repo, account)
         chosen = replace(
             account,
             status=domain.AWAITING_ACTIVATION,
@@ -146,7 +194,7 @@ def choose_workspaces(
                 },
             ),
         )
-        repo.publish(pipe, link.issued_event(chosen, "created"))
+        repo.publish(pipe, _link_or_warning(link, chosen, holder, "created", now))
         return chosen
 
     return repo.transaction(attempt)
@@ -155,15 +203,21 @@ def choose_workspaces(
 def resend_activation_link(
     registration_id: str, repo: ActivateRepository, clock: Clock, settings: Settings
 ) -> Account:
-    """A new link; the previous one stops working in the same transaction."""
+    """A new link; the previous one stops working in the same transaction.
+
+    As at step 3, a login email that an active account uses meanwhile gets the same answer and
+    its holder is warned instead.
+    """
     domain.ensure_link_can_be_resent(find_account(registration_id, repo, settings))
-    link = _NewLink(settings, clock())
+    now = clock()
+    link = _NewLink(settings, now)
 
     def attempt(pipe: Pipeline) -> Account:
         account = repo.watch_account(pipe, registration_id)
         if account is None:
             raise NotFound()
         domain.ensure_link_can_be_resent(account)
+        holder = _login_holder(pipe, repo, account)
         previous = repo.watch_token(pipe, account.token_hash) if account.token_hash else None
         renewed = replace(
             account,
@@ -178,7 +232,7 @@ def resend_activation_link(
             repo.forget_deadline(pipe, account.token_hash)
         repo.save_account(pipe, renewed)
         repo.add_token(pipe, link.record(registration_id))
-        repo.publish(pipe, link.issued_event(renewed, "resent"))
+        repo.publish(pipe, _link_or_warning(link, renewed, holder, "resent", now))
         return renewed
 
     return repo.transaction(attempt)

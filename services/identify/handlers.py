@@ -65,7 +65,7 @@ def make_progress_handler(repo: IdentifyRepository):
         if registration is None:
             return  # expired long ago and gone: nothing to follow
         current = domain.Progress(registration.status, registration.token_expires_at)
-        progress = domain.progress_after(current, event.type, event.data)
+        progress = domain.progress_after(current, STANDS_FOR.get(event.type, event.type), event.data)
         if progress is None:
             return
         pipe.multi()
@@ -78,9 +78,14 @@ FOLLOWED_EVENTS = (
     "StructureConfirmed",
     "WorkspacesChosen",
     "ActivationLinkIssued",
+    "RegistrationAttemptOnExistingAccount",
     "ActivationTokenExpired",
     "AccountActivated",
 )
+
+# A warning sent to the holder of the login email instead of a link moves the registration as
+# the link would have: seen from outside, the two must not differ.
+STANDS_FOR = {"RegistrationAttemptOnExistingAccount": "ActivationLinkIssued"}
 
 
 def expire_abandoned(repo: IdentifyRepository, clock: Clock) -> int:

@@ -9,6 +9,7 @@ from flask import Flask
 
 from services.notify import api, pages
 from shared.http_api import add_health_routes, create_service_app
+from shared.redis_checks import check_durability
 from shared.settings import Settings
 from shared.store import connect
 
@@ -26,4 +27,5 @@ def create_app(settings: Settings | None = None, *, client: redis.Redis | None =
     smorest.register_blueprint(api.blp)
     app.register_blueprint(pages.bp)
     add_health_routes(app, "notify", client)
+    check_durability(client, "notify")
     return app

@@ -1,4 +1,4 @@
-"""`python -m services.notify.consumer`: turns ActivationLinkIssued events into email tasks."""
+"""`python -m services.notify.consumer`: turns the events that ask for an email into email tasks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How an activation email says things. Pure: no Redis, no SMTP, no clock."""
+"""How notify's emails say things. Pure: no Redis, no SMTP, no clock."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.wording import validity_in_words
 
 SUBJECT = "Activez votre compte sur le portail de facturation"
+ATTEMPT_SUBJECT = "Tentative de création de compte avec votre adresse électronique"
 REASONS = ("created", "resent")
 
 _MONTHS = (
@@ -66,12 +67,12 @@ def _paris() -> tuple[ZoneInfo | None, str]:
         return None, "UTC"
 
 
-def deadline_in_words(expires_at: datetime) -> str:
+def deadline_in_words(moment: datetime) -> str:
     """`2025-03-12T14:05:00+00:00` → "12 mars 2025 à 15 h 05 (heure de Paris)"."""
-    if expires_at.tzinfo is None:  # the contract's times are UTC
-        expires_at = expires_at.replace(tzinfo=UTC)
+    if moment.tzinfo is None:  # the contract's times are UTC
+        moment = moment.replace(tzinfo=UTC)
     zone, label = _paris()
-    local = expires_at.astimezone(zone) if zone else expires_at
+    local = moment.astimezone(zone) if zone else moment
     day = "1er" if local.day == 1 else str(local.day)
     return f"{day} {_MONTHS[local.month - 1]} {local.year} à {local.hour} h {local.minute:02d} ({label})"
 
@@ -94,5 +95,30 @@ def activation_email(
         link=activation_link(public_base_url, token),
         validity=validity_in_words(ttl_seconds),
         deadline=deadline_in_words(expires_at),
+        resent=reason == "resent",
+    )
+
+
+@dataclass(frozen=True)
+class AttemptEmail:
+    """What the templates of the warning to an account's holder are given. No link at all: the
+    email must give nothing to whoever typed the address."""
+
+    to: str
+    first_name: str
+    last_name: str
+    when: str
+    resent: bool
+    subject: str = ATTEMPT_SUBJECT
+
+
+def attempt_email(
+    *, to: str, first_name: str | None, last_name: str | None, attempted_at: datetime, reason: str
+) -> AttemptEmail:
+    return AttemptEmail(
+        to=to,
+        first_name=clean_name(first_name or ""),
+        last_name=clean_name(last_name or ""),
+        when=deadline_in_words(attempted_at),
         resent=reason == "resent",
     )

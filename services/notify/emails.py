@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from services.notify.domain import ActivationEmail
+from services.notify.domain import ActivationEmail, AttemptEmail
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -35,4 +35,12 @@ def render_activation(email: ActivationEmail) -> RenderedEmail:
         subject=email.subject,
         text=_env.get_template("activation.txt.j2").render(email=email),
         html=_env.get_template("activation.html.j2").render(email=email),
+    )
+
+
+def render_attempt(email: AttemptEmail) -> RenderedEmail:
+    return RenderedEmail(
+        subject=email.subject,
+        text=_env.get_template("attempt.txt.j2").render(email=email),
+        html=_env.get_template("attempt.html.j2").render(email=email),
     )

@@ -1,18 +1,21 @@
-"""notify's event handler and the body of its email task.
+"""notify's event handlers and the bodies of its email tasks.
 
-`ActivationLinkIssued` → a Celery task whose id is the event id, with the event's data (the
-token still sealed). The task opens the token, renders, sends once per event, and records it.
+Each event that asks for an email becomes a Celery task whose id is the event id, with the
+event's data: `ActivationLinkIssued` (the token still sealed; the task opens it) and
+`RegistrationAttemptOnExistingAccount` (a warning to the holder of an active account). Every
+task renders, then sends once per event through `deliver_once`, and records the outcome.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 from redis.client import Pipeline
 
 from services.notify import domain, emails, mailer
@@ -26,6 +29,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 SEND_ACTIVATION_EMAIL = "notify.send_activation_email"
+SEND_ATTEMPT_EMAIL = "notify.send_registration_attempt_email"
 SENT = "sent"
 ALREADY_DONE = "already-done"
 DROPPED = "dropped"
@@ -40,13 +44,19 @@ class TryLater(Exception):
 
 
 def make_handlers(enqueue: Enqueue) -> dict[str, Handler]:
-    def on_activation_link_issued(event: Event, pipe: Pipeline) -> None:
-        # No state of notify's own here: the bus records the event as seen. A second enqueue
-        # (the bus retrying) carries the same task id, and the task sends once per event id.
-        enqueue(SEND_ACTIVATION_EMAIL, event.id, dict(event.data))
-        log.info("activation email queued for event %s (registration %s)", event.id, event.subject)
+    # No state of notify's own here: the bus records the event as seen. A second enqueue (the
+    # bus retrying) carries the same task id, and the task sends once per event id.
+    def queue(task_name: str, kind: str) -> Handler:
+        def on_event(event: Event, pipe: Pipeline) -> None:
+            enqueue(task_name, event.id, dict(event.data))
+            log.info("%s email queued for event %s (registration %s)", kind, event.id, event.subject)
 
-    return {"ActivationLinkIssued": on_activation_link_issued}
+        return on_event
+
+    return {
+        "ActivationLinkIssued": queue(SEND_ACTIVATION_EMAIL, "activation"),
+        "RegistrationAttemptOnExistingAccount": queue(SEND_ATTEMPT_EMAIL, "registration-attempt"),
+    }
 
 
 def _iso(ts: float) -> str:
@@ -70,10 +80,8 @@ def send_activation_email(
     if repo.outcome(event_id):
         log.info("activation email of event %s already dealt with", event_id)
         return ALREADY_DONE
-    try:
-        facts = contracts.ActivationLinkIssued().load(data)
-    except ValidationError as exc:
-        log.error("event %s: invalid ActivationLinkIssued data (%s), dropped", event_id, sorted(exc.messages))
+    facts = _facts(contracts.ActivationLinkIssued(), event_id, data)
+    if facts is None:
         return DROPPED
     try:
         token = unseal(facts["sealed_token"], settings.require_secret_key())
@@ -95,26 +103,100 @@ def send_activation_email(
         expires_at=facts["token_expires_at"],
         reason=facts["reason"],
     )
+    outbound = Outbound(
+        "activation", event_id, registration_id, email.to, lambda: emails.render_activation(email)
+    )
+    return deliver_once(outbound, settings=settings, repo=repo, send=send, clock=clock)
+
+
+def send_attempt_email(
+    event_id: str,
+    data: dict[str, Any],
+    *,
+    settings: Settings,
+    repo: NotifyRepository,
+    send: Callable[[EmailMessage], None],
+    clock: Callable[[], float],
+) -> str:
+    """Warn the holder of an active account that someone tried to register with their address.
+
+    Same guarantees as the activation email: once per event, retried while SMTP is away.
+    """
+    registration_id = data.get("registration_id", "?")
+    if repo.outcome(event_id):
+        log.info("registration-attempt email of event %s already dealt with", event_id)
+        return ALREADY_DONE
+    facts = _facts(contracts.RegistrationAttemptOnExistingAccount(), event_id, data)
+    if facts is None:
+        return DROPPED
+    email = domain.attempt_email(
+        to=facts["login_email"],
+        first_name=facts["first_name"],
+        last_name=facts["last_name"],
+        attempted_at=facts["attempted_at"],
+        reason=facts["reason"],
+    )
+    outbound = Outbound(
+        "registration-attempt", event_id, registration_id, email.to, lambda: emails.render_attempt(email)
+    )
+    return deliver_once(outbound, settings=settings, repo=repo, send=send, clock=clock)
+
+
+def _facts(schema: Schema, event_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The event's data as its contract reads it, or None (logged) when it does not hold."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        log.error(
+            "event %s: invalid %s data (%s), dropped", event_id, type(schema).__name__, sorted(exc.messages)
+        )
+        return None
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One email to send for one event; `render` runs only once the lease is held."""
+
+    kind: str  # for the logs: "activation", "registration-attempt"
+    event_id: str
+    registration_id: str
+    to: str
+    render: Callable[[], emails.RenderedEmail]
+
+
+def deliver_once(
+    outbound: Outbound,
+    *,
+    settings: Settings,
+    repo: NotifyRepository,
+    send: Callable[[EmailMessage], None],
+    clock: Callable[[], float],
+) -> str:
+    """Send `outbound` unless its event's email already went; record the outcome.
+
+    A lease keyed by the event id keeps two copies of the task from sending at once; the outcome
+    recorded under the same id makes every later copy a no-op. Raises `TryLater` when SMTP is
+    unavailable or another copy holds the lease.
+    """
+    kind, event_id, registration_id = outbound.kind, outbound.event_id, outbound.registration_id
     owner = repo.take_lease(event_id)
     if owner is None:
-        raise TryLater("another copy of this task is sending this email")
+        raise TryLater(f"another copy of this task is sending this {kind} email")
     try:
         if repo.outcome(event_id):  # the other copy finished between our two looks
             repo.release_lease(event_id, owner)
             return ALREADY_DONE
         now = clock()
         message = mailer.build_message(
-            emails.render_activation(email),
-            to=email.to,
+            outbound.render(),
+            to=outbound.to,
             mail_from=settings.mail_from,
             now=datetime.fromtimestamp(now, UTC),
         )
         send(message)
     except mailer.PermanentFailure as exc:
-        log.error(
-            "activation email of event %s (registration %s) refused: %s", event_id, registration_id, exc
-        )
-        repo.record(event_id, status=REFUSED, to=email.to, at=_iso(clock()), owner=owner)
+        log.error("%s email of event %s (registration %s) refused: %s", kind, event_id, registration_id, exc)
+        repo.record(event_id, status=REFUSED, to=outbound.to, at=_iso(clock()), owner=owner)
         return REFUSED
     except mailer.TemporaryFailure as exc:
         repo.release_lease(event_id, owner)
@@ -122,6 +204,6 @@ def send_activation_email(
     except BaseException:
         repo.release_lease(event_id, owner)
         raise
-    repo.record(event_id, status=SENT, to=email.to, at=_iso(now), owner=owner)
-    log.info("activation email of event %s (registration %s) sent", event_id, registration_id)
+    repo.record(event_id, status=SENT, to=outbound.to, at=_iso(now), owner=owner)
+    log.info("%s email of event %s (registration %s) sent", kind, event_id, registration_id)
     return SENT

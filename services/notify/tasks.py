@@ -1,13 +1,14 @@
-"""notify's Celery task: send one activation email, retried with back-off while SMTP is down."""
+"""notify's Celery tasks: send one email per event, retried with back-off while SMTP is down."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
 
 import redis
-from celery import shared_task
+from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
 from services.notify import handlers, mailer
@@ -27,30 +28,41 @@ def retry_countdown(retries: int, maximum: int) -> int:
     )
 
 
-@shared_task(name=handlers.SEND_ACTIVATION_EMAIL, bind=True)
-def send_activation_email(self, **data) -> str:
-    settings = self.app.settings
-    event_id = self.request.id
+def _send_or_retry(task: Task, kind: str, body: Callable[..., str], data: dict) -> str:
+    """Run `body` (a `handlers.send_*` function) for the task's event; retry while it may pass."""
+    settings = task.app.settings
+    event_id = task.request.id
     try:
-        return handlers.send_activation_email(
+        return body(
             event_id,
             data,
             settings=settings,
-            repo=NotifyRepository(self.app.redis),
+            repo=NotifyRepository(task.app.redis),
             send=partial(mailer.send, settings=settings),
             clock=time.time,
         )
     except (handlers.TryLater, redis.ConnectionError, redis.TimeoutError) as exc:
-        retries = self.request.retries
+        retries = task.request.retries
         if retries >= settings.email_max_retries:
-            log.error("activation email of event %s not sent after %d retries: %s", event_id, retries, exc)
+            log.error("%s email of event %s not sent after %d retries: %s", kind, event_id, retries, exc)
             raise
         countdown = retry_countdown(retries, settings.email_retry_backoff_max)
         log.warning(
-            "activation email of event %s not sent yet (%s); retry %d in %ds",
+            "%s email of event %s not sent yet (%s); retry %d in %ds",
+            kind,
             event_id,
             exc,
             retries + 1,
             countdown,
         )
-        raise self.retry(exc=exc, countdown=countdown, max_retries=settings.email_max_retries) from exc
+        raise task.retry(exc=exc, countdown=countdown, max_retries=settings.email_max_retries) from exc
+
+
+@shared_task(name=handlers.SEND_ACTIVATION_EMAIL, bind=True)
+def send_activation_email(self, **data) -> str:
+    return _send_or_retry(self, "activation", handlers.send_activation_email, data)
+
+
+@shared_task(name=handlers.SEND_ATTEMPT_EMAIL, bind=True)
+def send_registration_attempt_email(self, **data) -> str:
+    return _send_or_retry(self, "registration-attempt", handlers.send_attempt_email, data)

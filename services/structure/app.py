@@ -13,8 +13,9 @@ from services.structure import api, pages
 from services.structure.captcha import Captchas, random_text
 from services.structure.repository import StructureRepository
 from services.structure.sirene import CsvSirene, Sirene
-from shared import web
+from shared import limits, web
 from shared.http_api import add_health_routes, create_service_app
+from shared.redis_checks import check_durability
 from shared.settings import Settings
 from shared.store import connect
 
@@ -53,4 +54,22 @@ def create_app(
     web.install(app, "structure", settings)
     app.register_blueprint(pages.bp)
     add_health_routes(app, "structure", client)
+    limits.install(app, "structure", settings, client, [guard_step_two(settings)])
+    check_durability(client, "structure")
     return app
+
+
+def guard_step_two(settings: Settings) -> limits.Guard:
+    """Confirming step 2 (where the bot challenge is answered), API and page alike."""
+    return limits.Guard(
+        endpoints=("structure.RegistrationForm", "structure_pages.confirm"),
+        methods=("POST",),
+        rules=(
+            limits.per_client("structure-ip", settings.rate_limit_structure_per_ip),
+            limits.Rule(
+                "structure-registration",
+                settings.rate_limit_structure_per_registration,
+                limits.path_value("registration_id"),
+            ),
+        ),
+    )

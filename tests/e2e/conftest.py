@@ -61,6 +61,10 @@ def start_system(var_dir: Path, **settings: str):
         "VAR_DIR": str(var_dir),
         "CAPTCHA_ENABLED": "0",
         "EVENT_CLAIM_IDLE_MS": "2000",
+        # Many journeys come from 127.0.0.1 in a few seconds: per-IP limits far above them. The
+        # per-email, per-registration and per-token limits keep their defaults.
+        **{f"RATE_LIMIT_{action}_PER_IP": "1000 per minute"
+           for action in ("REGISTRATION", "STRUCTURE", "RESEND", "ACTIVATION")},
         **settings,
     }
     env.pop("SECRET_KEY", None)

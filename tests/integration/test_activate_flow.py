@@ -540,10 +540,14 @@ def test_one_active_account_per_login_email(client, redis_client, consumer, sett
     assert late.status_code == 409 and "adresse électronique de connexion" in late.json["message"]
     assert client.get(f"/activate/api/activations/{second}").status_code == 200  # still usable
 
+    # Step 3 no longer tells that the email has an account (issue 4, enumeration): the same 201,
+    # no link sent, and the holder is warned instead.
     confirm(redis_client, consumer, "r3", email="MARIE@example.fr")
     third = client.post("/activate/api/registrations/r3/workspaces", json={})
-    assert third.status_code == 409 and "compte actif" in third.json["message"]
+    assert third.status_code == 201 and set(third.json) == {"account_id"}
     assert links(redis_client, "r3") == []
+    (warning,) = events_on(redis_client, "RegistrationAttemptOnExistingAccount")
+    assert warning.subject == "r3" and warning.data["login_email"] == "MARIE@example.fr"
 
 
 # --- the app's surroundings ----------------------------------------------------------------------
