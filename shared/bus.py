@@ -11,6 +11,10 @@ is retried when it has been idle for `claim_idle_ms` (XAUTOCLAIM, by any consume
 group, which is also how a dead consumer's entries are finished by a live one). After
 `max_deliveries` deliveries it is copied to the `dead-letters` stream with the reason and
 acknowledged, so the rest of the stream keeps flowing.
+
+Observed: every line logged while an entry is dealt with names the event's subject, the
+registration (`shared.logs`); events published (when their transaction commits), handled,
+retried and dead-lettered are counted (`shared.metrics`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 import redis
 from redis.client import Pipeline
 
+from shared import logs, metrics
 from shared.events import Event, validate_data
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,30 @@ def publish(pipe: Pipeline, event: Event, maxlen: int = DEFAULT_MAXLEN) -> None:
     """Queue `event` on `pipe`; it is written when the caller's transaction executes."""
     validate_data(event.type, event.data)
     pipe.xadd(stream_for(event.type), {"event": event.to_json()}, maxlen=maxlen, approximate=True)
+    _count_when_committed(pipe, event.type)
+
+
+def _count_when_committed(pipe: Pipeline, event_type: str) -> None:
+    """Count the event as published once `pipe` executes, not before: a transaction that a
+    WATCH aborts (and runs again) or that is never executed publishes nothing."""
+    queued: list[str] | None = pipe.__dict__.get("_portal_published")
+    if queued is None:
+        queued = pipe._portal_published = []  # type: ignore[attr-defined]
+        execute = pipe.execute
+
+        def execute_and_count(*args, **kwargs):
+            try:
+                result = execute(*args, **kwargs)
+            except BaseException:
+                queued.clear()
+                raise
+            for committed in queued:
+                metrics.EVENTS_PUBLISHED.labels(committed).inc()
+            queued.clear()
+            return result
+
+        pipe.execute = execute_and_count  # type: ignore[method-assign]
+    queued.append(event_type)
 
 
 def default_consumer_name() -> str:
@@ -60,6 +89,16 @@ class Delivery:
     entry_id: str
     fields: Mapping[str, str] | None
     times: int | None = None  # how many times delivered; None until asked (XPENDING)
+
+
+class _Counted:
+    """The metrics of one stream in one group, looked up once."""
+
+    def __init__(self, stream: str, group: str) -> None:
+        self.handled = metrics.EVENTS_HANDLED.labels(stream, group).inc
+        self.retried = metrics.EVENTS_RETRIED.labels(stream, group).inc
+        self.dead_lettered = metrics.EVENTS_DEAD_LETTERED.labels(stream, group).inc
+        self.handling = metrics.EVENT_HANDLING.labels(stream, group)
 
 
 class Consumer:
@@ -84,6 +123,7 @@ class Consumer:
         self.block_ms = block_ms
         self.batch = batch
         self.streams = {stream_for(t): t for t in self.handlers}
+        self._counted = {stream: _Counted(stream, group) for stream in self.streams}
         self._groups_ready = False
         self._read_own_pending = True
         self._next_claim = 0.0
@@ -167,28 +207,48 @@ class Consumer:
             # The entry was trimmed from the stream while pending: nothing left to handle.
             self.redis.xack(delivery.stream, self.group, delivery.entry_id)
             return
-        if times > self.max_deliveries:
-            self._dead_letter(delivery, raw, times, "delivered too many times without acknowledgement")
-            return
+        failure: Exception | None = None
         try:
-            event = Event.from_json(raw)
-            handler = self.handlers[self.streams[delivery.stream]]
-            self._apply(delivery, event, handler)
+            event: Event | None = Event.from_json(raw)
+        except Exception as exc:  # unreadable: a failure like a handler's, retried then dead-lettered
+            event, failure = None, exc
+        # Every line logged while this entry is dealt with names its registration.
+        with logs.registration(event.subject if event else None):
+            if times > self.max_deliveries:
+                self._dead_letter(delivery, raw, times, "delivered too many times without acknowledgement")
+                return
+            if event is not None:
+                failure = self._run(delivery, event)
+            if failure is not None:
+                self._failed(delivery, raw, times, failure)
+
+    def _run(self, delivery: Delivery, event: Event) -> Exception | None:
+        """Handle `event`; return the handler's failure, whatever it is, for `_failed` to record."""
+        started = time.perf_counter()
+        try:
+            self._apply(delivery, event, self.handlers[self.streams[delivery.stream]])
         except redis.ConnectionError:
             raise
-        except Exception as exc:  # the handler's failure, whatever it is, is recorded below
-            reason = f"{type(exc).__name__}: {exc}"
-            if times >= self.max_deliveries:
-                self._dead_letter(delivery, raw, times, reason)
-            else:
-                log.warning(
-                    "%s %s failed (delivery %d of %d): %s",
-                    delivery.stream,
-                    delivery.entry_id,
-                    times,
-                    self.max_deliveries,
-                    reason,
-                )
+        except Exception as exc:
+            return exc
+        self._counted[delivery.stream].handled()
+        self._counted[delivery.stream].handling.observe(time.perf_counter() - started)
+        return None
+
+    def _failed(self, delivery: Delivery, raw: str | None, times: int, failure: Exception) -> None:
+        reason = f"{type(failure).__name__}: {failure}"
+        if times >= self.max_deliveries:
+            self._dead_letter(delivery, raw, times, reason)
+            return
+        self._counted[delivery.stream].retried()
+        log.warning(
+            "%s %s failed (delivery %d of %d): %s",
+            delivery.stream,
+            delivery.entry_id,
+            times,
+            self.max_deliveries,
+            reason,
+        )
 
     def _apply(self, delivery: Delivery, event: Event, handler: Handler) -> None:
         """Run the handler; its writes, the seen-marker and the XACK commit together."""
@@ -232,3 +292,4 @@ class Consumer:
             )
             pipe.xack(delivery.stream, self.group, delivery.entry_id)
             pipe.execute()
+        self._counted[delivery.stream].dead_lettered()

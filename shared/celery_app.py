@@ -2,16 +2,26 @@
 
 `celery -A shared.celery_app worker -Q emails,sweeps` and `celery -A shared.celery_app beat`.
 Tasks live with the service whose data they touch (`services/*/tasks.py`).
+
+Its signals, for every task of any app of this process: a task's log lines carry the
+`registration_id` of its arguments; emails sent, failed and retried, and what the sweeps
+expired, are counted (`shared.metrics`); the worker and beat log like every other process.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
+from contextvars import Token
 from functools import cached_property
+from typing import Any
 
 import redis
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
+from shared import logs, metrics
+from shared.redis_checks import check_durability
 from shared.settings import Settings
 from shared.store import connect
 
@@ -32,7 +42,7 @@ def make_celery(settings: Settings) -> PortalCelery:
     app = PortalCelery("portal", broker=settings.redis_url, include=TASK_MODULES)
     app.settings = settings
     app.conf.update(
-        task_queues=[Queue("emails"), Queue("sweeps")],
+        task_queues=[Queue(name) for name in metrics.CELERY_QUEUES],
         task_default_queue="emails",
         task_routes={
             "notify.*": {"queue": "emails"},
@@ -63,6 +73,53 @@ def make_celery(settings: Settings) -> PortalCelery:
         timezone="UTC",
     )
     return app
+
+
+# --- signals ---------------------------------------------------------------------------------------
+
+_bound: dict[str, Token] = {}  # task id → how to restore the context's registration id
+
+
+@signals.setup_logging.connect(weak=False)
+def _setup_logging(loglevel: Any = None, **_: Any) -> None:
+    """`celery worker` and `celery beat` log like every other process. An embedded worker (tests)
+    finds handlers already on the root logger and leaves them alone."""
+    if not logging.getLogger().handlers:
+        logs.configure("beat" if "beat" in sys.argv else "notify-worker", level=loglevel or None)
+
+
+@signals.task_prerun.connect(weak=False)
+def _bind_registration(task_id: str = "", kwargs: dict | None = None, **_: Any) -> None:
+    registration_id = (kwargs or {}).get("registration_id")
+    _bound[task_id] = logs.bind_registration(registration_id if isinstance(registration_id, str) else None)
+
+
+@signals.task_postrun.connect(weak=False)
+def _unbind_registration(task_id: str = "", **_: Any) -> None:
+    token = _bound.pop(task_id, None)
+    if token is not None:
+        logs.unbind(token)
+
+
+@signals.task_success.connect(weak=False)
+def _count_success(sender: Any = None, result: Any = None, **_: Any) -> None:
+    metrics.task_succeeded(getattr(sender, "name", ""), result)
+
+
+@signals.task_failure.connect(weak=False)
+def _count_failure(sender: Any = None, **_: Any) -> None:
+    metrics.task_failed(getattr(sender, "name", ""))
+
+
+@signals.task_retry.connect(weak=False)
+def _count_retry(sender: Any = None, **_: Any) -> None:
+    metrics.task_retried(getattr(sender, "name", ""))
+
+
+@signals.worker_ready.connect(weak=False)
+@signals.beat_init.connect(weak=False)
+def _check_redis(sender: Any = None, **_: Any) -> None:
+    check_durability(sender.app.redis, "celery")
 
 
 app = make_celery(Settings.from_env())

@@ -10,6 +10,7 @@ import redis
 
 from shared import logs
 from shared.bus import Consumer, Handler
+from shared.redis_checks import check_durability
 from shared.settings import Settings
 from shared.store import connect
 
@@ -20,6 +21,7 @@ def run_consumer(
     logs.configure(f"{group}-consumer")
     settings = Settings.from_env()
     client = connect(settings)
+    check_durability(client, f"{group}-consumer")
     consumer = Consumer(
         client,
         group,

@@ -1,7 +1,11 @@
-"""HTTP conventions every service shares: the app skeleton, JSON errors in French, health.
+"""HTTP conventions every service shares: the app skeleton, JSON errors in French, health,
+metrics and the registration id of each request's log lines.
 
 Every error leaves as `{"code", "status", "message", "errors": {"field": ["why"]}}`, with
 nested fields named by dots (`structure.city`). Validation errors are 422.
+
+Each service answers `/{service}/livez` (the process answers; no Redis call), `/{service}/healthz`
+(ready: Redis answers) and `/{service}/metrics` (Prometheus, see `shared.metrics`).
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from http import HTTPStatus
 from typing import Any
 
 import redis
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from shared import logs, metrics
 from shared.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -144,6 +149,12 @@ def create_service_app(service: str, title: str, settings: Any) -> tuple[Flask, 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     api = ServiceApi(app)
+    metrics.instrument(app)
+    _log_registration_ids(app)
+
+    @app.get(f"/{service}/livez")
+    def livez():
+        return jsonify({"status": "ok", "service": service})
 
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError):
@@ -158,8 +169,35 @@ def create_service_app(service: str, title: str, settings: Any) -> tuple[Flask, 
     return app, api
 
 
+def _log_registration_ids(app: Flask) -> None:
+    """A request whose URL names a registration (`<registration_id>`) logs it on every line."""
+
+    @app.before_request
+    def _bind() -> None:
+        registration_id = (request.view_args or {}).get("registration_id")
+        if registration_id:
+            g.portal_log_token = logs.bind_registration(registration_id)
+            request.environ[logs.ENVIRON_KEY] = registration_id  # for gunicorn's access line
+
+    @app.teardown_request
+    def _unbind(_error: BaseException | None) -> None:
+        token = g.pop("portal_log_token", None)
+        if token is not None:
+            logs.unbind(token)
+
+
 def add_health_routes(app: Flask, service: str, client: redis.Redis) -> None:
-    """`/{service}/healthz`: 200 when Redis answers, 503 otherwise."""
+    """`/{service}/healthz`: 200 when Redis answers, 503 otherwise (readiness; `/{service}/livez`
+    is liveness). And `/{service}/metrics`: every process of the service, its consumer group's
+    streams and, for notify, whose workers send the emails, the Celery queues."""
+    registry = metrics.registry_for(
+        client, group=service, queues=metrics.CELERY_QUEUES if service == "notify" else ()
+    )
+
+    @app.get(f"/{service}/metrics")
+    def prometheus_metrics():
+        body, content_type = metrics.exposition(registry, request.headers.get("Accept"))
+        return body, 200, {"Content-Type": content_type, "Cache-Control": "no-store"}
 
     @app.get(f"/{service}/healthz")
     def healthz():

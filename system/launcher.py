@@ -6,6 +6,11 @@ and beat), plus what is missing around them:
   with AOF on and `noeviction`, its data under var/redis;
 - a mail catcher, when SMTP_HOST is unset: messages saved under var/mail, listed at /notify/mailbox;
 - SECRET_KEY, when unset: generated once and kept in var/secret-key.
+
+Logs are text here, for a person to read (`LOG_FORMAT=json` to change). Each service's
+processes (web workers, event consumer and, for notify, the Celery worker) count their metrics
+in one directory, var/metrics/<service> (`PROMETHEUS_MULTIPROC_DIR`), emptied at each start and
+removed at the end, so that `/{service}/metrics` adds up all of them.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ def plan(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         env["SECRET_KEY"] = secret_key(var_dir)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("LOG_FORMAT", "text")
     for name in SERVICES:
         port = free_port()
         env[f"{name.upper()}_PORT"] = str(port)
@@ -109,13 +115,45 @@ def plan(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     return commands, env
 
 
+def metrics_service(process: str) -> str | None:
+    """Whose metrics a Procfile process counts: `identify-consumer` → identify, the Celery
+    worker (it sends the emails) → notify; beat and the helpers count nothing."""
+    if process == "worker":
+        return "notify"
+    name = process.removesuffix("-consumer")
+    return name if name in (*SERVICES, "gateway") else None
+
+
+def metrics_dirs(var_dir: Path) -> dict[str, Path]:
+    """One empty directory per service under var/metrics (what a previous run left is gone)."""
+    root = var_dir / "metrics"
+    shutil.rmtree(root, ignore_errors=True)
+    dirs = {name: root / name for name in (*SERVICES, "gateway")}
+    for directory in dirs.values():
+        directory.mkdir(parents=True)
+    return dirs
+
+
+def process_env(process: str, env: dict[str, str], dirs: dict[str, Path]) -> dict[str, str]:
+    """`env` with the metrics directory of `process`'s service, or none."""
+    env = {key: value for key, value in env.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+    service = metrics_service(process)
+    if service is not None:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(dirs[service])
+    return env
+
+
 def main() -> None:
     commands, env = plan(dict(os.environ))
+    dirs = metrics_dirs(Path(env["VAR_DIR"]))
     print(f"Portal on http://127.0.0.1:{env['PORT']}/  (mailbox: /notify/mailbox)", flush=True)
     manager = Manager(Printer(sys.stdout))
     for name, command in commands.items():
-        manager.add_process(name, command, env=env, cwd=str(ROOT))
-    manager.loop()
+        manager.add_process(name, command, env=process_env(name, env, dirs), cwd=str(ROOT))
+    try:
+        manager.loop()
+    finally:
+        shutil.rmtree(Path(env["VAR_DIR"]) / "metrics", ignore_errors=True)
     sys.exit(manager.returncode)
 
 

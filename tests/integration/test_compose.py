@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 from celery import Celery
 from flask import Flask
+from gunicorn.glogging import Logger as GunicornLogger
 from ruamel.yaml import YAML
 
 from shared.settings import Settings
@@ -291,6 +292,28 @@ def test_every_command_starts_a_real_entry_point_of_the_project(compose):
                 assert queues == {queue.name for queue in app.conf.task_queues}
         else:
             pytest.fail(f"{name}: unexpected command {command}")
+
+
+def test_logs_are_json_and_each_service_counts_its_metrics_in_one_directory(compose):
+    uid = re.findall(r"--uid\s+(\d+)", DOCKERFILE.read_text())[-1]
+    for name, service in python_services(compose).items():
+        env = container_env(service)
+        assert env["LOG_FORMAT"] == "json", name
+        directory = env["PROMETHEUS_MULTIPROC_DIR"]
+        command = command_of(service)
+        if command[0] == "gunicorn":
+            assert option(command, "--name") == name
+            module, _, attribute = option(command, "--logger-class").rpartition(".")
+            assert issubclass(getattr(importlib.import_module(module), attribute), GunicornLogger)
+        if name == "beat":  # counts nothing it shows, but needs somewhere to write
+            assert service["tmpfs"] == [directory]
+            continue
+        owner = "notify" if name == "notify-worker" else name.removesuffix("-consumer")
+        assert service["volumes"] == [f"{owner}-metrics:{directory}"], f"{name} shares {owner}'s directory"
+        options = compose["volumes"][f"{owner}-metrics"]["driver_opts"]
+        assert options["type"] == "tmpfs" and f"uid={uid}" in options["o"], (
+            "in memory, writable by the image's user"
+        )
 
 
 def test_http_services_probe_their_own_health_route(compose, monkeypatch):
