@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install browser-deps status clean
+.PHONY: run test lint install browser-deps status dead-letters clean
 
 # Browser tests drive Debian's Chromium with Playwright and check pages with axe-core (npm).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -34,6 +34,9 @@ $(AXE): tests/e2e/package.json tests/e2e/package-lock.json
 
 status: $(STAMP)
 	$(PY) -m system.status $(ARGS)
+
+dead-letters: $(STAMP)
+	$(PY) -m system.dead_letters $(or $(ARGS),list)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

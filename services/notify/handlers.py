@@ -9,12 +9,14 @@ task renders, then sends once per event through `deliver_once`, and records the 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
+import redis
 from marshmallow import Schema, ValidationError
 from redis.client import Pipeline
 
@@ -204,6 +206,29 @@ def deliver_once(
     except BaseException:
         repo.release_lease(event_id, owner)
         raise
-    repo.record(event_id, status=SENT, to=outbound.to, at=_iso(now), owner=owner)
+    record_after_send(repo, event_id, to=outbound.to, at=_iso(now), owner=owner)
     log.info("%s email of event %s (registration %s) sent", kind, event_id, registration_id)
     return SENT
+
+
+RECORD_PATIENCE_SECONDS = 120
+
+
+def record_after_send(repo: NotifyRepository, event_id: str, *, to: str, at: str, owner: str) -> None:
+    """Record a sent email, insisting while Redis is away.
+
+    SMTP has taken the message: giving up here would make a later copy of the task send it
+    again. So the outcome is retried for as long as the lease lasts, not reported as "not sent".
+    """
+    deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
+    pause = 0.2
+    while True:
+        try:
+            repo.record(event_id, status=SENT, to=to, at=at, owner=owner)
+            return
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() >= deadline:
+                log.error("email of event %s sent but its outcome could not be recorded", event_id)
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)

@@ -3,7 +3,9 @@
 - `notify:email:{event_id}` (hash `status`, `sent_at`, `to`): the email of that event has been
   handed to SMTP (or refused for good). Never holds the token or the link.
 - `notify:email-lease:{event_id}`: held while one copy of the task is sending, so that two copies
-  running at once do not both send. Short-lived, so a copy that died frees it.
+  running at once do not both send. Its owner is the broker message's delivery tag, which a
+  message requeued after its worker died keeps: the requeued copy takes the lease over at once
+  instead of waiting for it to lapse.
 """
 
 from __future__ import annotations
@@ -26,17 +28,28 @@ def _lease_key(event_id: str) -> str:
 
 
 class NotifyRepository:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, owner: str | None = None) -> None:
         self.redis = client
+        self.owner = owner or uuid.uuid4().hex
 
     def outcome(self, event_id: str) -> str | None:
         """`sent` or `refused` once the email of `event_id` is dealt with, else None."""
         return self.redis.hget(_email_key(event_id), "status")
 
     def take_lease(self, event_id: str, seconds: int = LEASE_SECONDS) -> str | None:
-        """The lease's owner token, or None when another copy holds it."""
-        owner = uuid.uuid4().hex
-        return owner if self.redis.set(_lease_key(event_id), owner, nx=True, ex=seconds) else None
+        """The lease's owner, or None when another copy holds it. A lease already ours (the same
+        message, delivered again after its worker died) is taken over."""
+        key = _lease_key(event_id)
+
+        def attempt(pipe: Pipeline) -> str | None:
+            holder = pipe.get(key)
+            pipe.multi()
+            if holder not in (None, self.owner):
+                return None
+            pipe.set(key, self.owner, ex=seconds)
+            return self.owner
+
+        return self.redis.transaction(attempt, key, value_from_callable=True)
 
     def release_lease(self, event_id: str, owner: str) -> None:
         key = _lease_key(event_id)

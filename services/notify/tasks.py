@@ -28,20 +28,44 @@ def retry_countdown(retries: int, maximum: int) -> int:
     )
 
 
+REDIS_WAIT_SECONDS = 60
+
+
+def wait_for_redis(client: redis.Redis, seconds: float) -> bool:
+    """Ping until Redis answers or `seconds` pass.
+
+    A retry is a new message published to Redis: asked for while Redis is away, it fails, Celery
+    rejects the task, and the reject cannot reach Redis either, so the task would sit unacked
+    until the visibility timeout (an hour). Waiting for Redis first keeps the retry prompt.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+
+
 def _send_or_retry(task: Task, kind: str, body: Callable[..., str], data: dict) -> str:
     """Run `body` (a `handlers.send_*` function) for the task's event; retry while it may pass."""
     settings = task.app.settings
     event_id = task.request.id
+    # The delivery tag survives a requeue after the worker died: the lease is taken over at once.
+    delivery_tag = (getattr(task.request, "properties", None) or {}).get("delivery_tag")
     try:
         return body(
             event_id,
             data,
             settings=settings,
-            repo=NotifyRepository(task.app.redis),
+            repo=NotifyRepository(task.app.redis, owner=delivery_tag),
             send=partial(mailer.send, settings=settings),
             clock=time.time,
         )
     except (handlers.TryLater, redis.ConnectionError, redis.TimeoutError) as exc:
+        if isinstance(exc, redis.RedisError):
+            wait_for_redis(task.app.redis, REDIS_WAIT_SECONDS)
         retries = task.request.retries
         if retries >= settings.email_max_retries:
             log.error("%s email of event %s not sent after %d retries: %s", kind, event_id, retries, exc)
