@@ -23,8 +23,7 @@ import redis
 from shared.bus import DEAD_LETTERS, SEEN_TTL_SECONDS, stream_for
 from shared.events import Event, InvalidEvent
 from shared.settings import Settings, SettingsError
-from shared.store import connect
-from system.status import public_url
+from shared.store import connect, public_url
 
 REPLAYED = "replayed"
 ALREADY_REPLAYED = "already-replayed"
@@ -79,7 +78,8 @@ def _check(fields: dict[str, str]) -> tuple[Event | None, str | None]:
     return event, None
 
 
-def _letter(entry_id: str, fields: dict[str, str]) -> DeadLetter:
+def read_letter(entry_id: str, fields: dict[str, str]) -> DeadLetter:
+    """One `dead-letters` entry as a DeadLetter (never its event's data)."""
     event, problem = _check(fields)
     deliveries = fields.get("deliveries", "")
     return DeadLetter(
@@ -100,7 +100,7 @@ def _letter(entry_id: str, fields: dict[str, str]) -> DeadLetter:
 
 def dead_letters(client: redis.Redis, limit: int | None = None) -> list[DeadLetter]:
     """The dead letters, oldest first (`limit`: at most that many). `client` decodes responses."""
-    return [_letter(entry_id, fields) for entry_id, fields in client.xrange(DEAD_LETTERS, count=limit)]
+    return [read_letter(entry_id, fields) for entry_id, fields in client.xrange(DEAD_LETTERS, count=limit)]
 
 
 def replay(client: redis.Redis, ids: Iterable[str], stream_maxlen: int) -> list[Outcome]:

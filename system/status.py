@@ -16,8 +16,6 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from kombu.transport.redis import PRIORITY_STEPS, Channel
@@ -25,7 +23,8 @@ from kombu.transport.redis import PRIORITY_STEPS, Channel
 from shared.bus import DEAD_LETTERS
 from shared.celery_app import make_celery
 from shared.settings import Settings, SettingsError
-from shared.store import connect
+from shared.store import connect, public_url
+from system.dead_letters import DeadLetter, read_letter
 
 STREAM_PATTERN = "events:*"
 LAG_SCAN_LIMIT = 10_000
@@ -46,19 +45,6 @@ class StreamStatus:
     name: str
     length: int
     groups: list[GroupStatus] = field(default_factory=list)
-
-
-@dataclass
-class DeadLetter:
-    """Where and why an entry failed; the event itself is left out on purpose."""
-
-    id: str
-    stream: str
-    group: str
-    entry_id: str
-    reason: str
-    deliveries: int | None
-    failed_at: str | None
 
 
 @dataclass
@@ -127,28 +113,8 @@ def _lag(client: redis.Redis, stream: str, info: dict) -> int | None:
 def _dead_letters(client: redis.Redis, count: int) -> DeadLetters:
     latest = client.xrevrange(DEAD_LETTERS, count=count) if count > 0 else []
     return DeadLetters(
-        client.xlen(DEAD_LETTERS), [_dead_letter(entry_id, fields) for entry_id, fields in latest]
+        client.xlen(DEAD_LETTERS), [read_letter(entry_id, fields) for entry_id, fields in latest]
     )
-
-
-def _dead_letter(entry_id: str, fields: dict[str, str]) -> DeadLetter:
-    deliveries = fields.get("deliveries", "")
-    return DeadLetter(
-        id=entry_id,
-        stream=fields.get("stream", ""),
-        group=fields.get("group", ""),
-        entry_id=fields.get("entry_id", ""),
-        reason=fields.get("reason", ""),
-        deliveries=int(deliveries) if deliveries.isdigit() else None,
-        failed_at=_iso(fields.get("failed_at")),
-    )
-
-
-def _iso(timestamp: str | None) -> str | None:
-    try:
-        return datetime.fromtimestamp(float(timestamp or ""), UTC).isoformat(timespec="seconds")
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 def _queue_length(client: redis.Redis, queue: str) -> int:
@@ -157,16 +123,6 @@ def _queue_length(client: redis.Redis, queue: str) -> int:
         for priority in PRIORITY_STEPS:
             pipe.llen(f"{queue}{Channel.sep}{priority}" if priority else queue)
         return sum(pipe.execute())
-
-
-def public_url(url: str) -> str:
-    """The Redis URL without its password, fit to be printed."""
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def render_text(status: Status) -> str:
