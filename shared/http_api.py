@@ -18,7 +18,7 @@ from typing import Any
 import redis
 from flask import Flask, g, jsonify, request
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import logs, metrics
@@ -151,6 +151,12 @@ def create_service_app(service: str, title: str, settings: Any) -> tuple[Flask, 
     api = ServiceApi(app)
     metrics.instrument(app)
     _log_registration_ids(app)
+
+    @app.before_request
+    def _refuse_large_bodies() -> None:
+        """Refuse an oversized body up front, also where the view never reads it."""
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge()
 
     @app.get(f"/{service}/livez")
     def livez():

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from services.activate import passwords
 from shared.contracts import ROLE_PRINCIPAL_MANAGER
 from shared.errors import Conflict, Gone, Invalid, NotFound
 
@@ -284,7 +285,11 @@ def password_groups(password: str) -> int:
 
 
 def password_errors(password: str) -> list[str]:
-    """Why `password` (already normalised) breaks the rule; empty when it is acceptable."""
+    """Why `password` (already normalised) breaks the rule's shape; empty when it has it.
+
+    The shape is what the live meter of the page checks too (password-meter.js). The server
+    then refuses, in `password_problems`, what has the shape but is still weak.
+    """
     if not password:
         return ["Le mot de passe est obligatoire. " + PASSWORD_RULE]
     errors = []
@@ -297,6 +302,17 @@ def password_errors(password: str) -> list[str]:
     return errors
 
 
+def password_problems(password: str, personal: Iterable[str | None] = ()) -> list[str]:
+    """Why `password` (already normalised) is refused: the rule's shape first; once it is met,
+    a common password, or one built from `personal` (the person's names and emails)."""
+    return password_errors(password) or passwords.weaknesses(password, personal)
+
+
+def personal_data(account: Account) -> tuple[str, ...]:
+    """What a password must not be built from: the person's names and email addresses."""
+    return (account.first_name, account.last_name, account.login_email, account.contact_email)
+
+
 def _collapse(text: str) -> str:
     return " ".join(text.split())
 
@@ -307,12 +323,19 @@ def normalise_answer(answer: str) -> str:
 
 
 def check_activation_form(
-    password: str, password_confirmation: str, secret_question: str, secret_answer: str
+    password: str,
+    password_confirmation: str,
+    secret_question: str,
+    secret_answer: str,
+    personal: Iterable[str | None] = (),
 ) -> ActivationForm:
-    """Every faulty field with its reason at once, or the form ready to be hashed."""
+    """Every faulty field with its reason at once, or the form ready to be hashed.
+
+    `personal`: the names and emails of the account (see `personal_data`).
+    """
     errors: dict[str, list[str]] = {}
     normalised = normalise_password(password)
-    if problems := password_errors(normalised):
+    if problems := password_problems(normalised, personal):
         errors["password"] = problems
     if not password_confirmation:
         errors["password_confirmation"] = ["Confirmez le mot de passe."]

@@ -268,8 +268,10 @@ def activate_account(
     hasher: PasswordHasher,
 ) -> Account:
     """Step 4: the account becomes active, its user gestionnaire principal. The link is single-use."""
-    record, _ = _usable(token, repo, clock)
-    form = domain.check_activation_form(password, password_confirmation, secret_question, secret_answer)
+    record, account = _usable(token, repo, clock)
+    form = domain.check_activation_form(
+        password, password_confirmation, secret_question, secret_answer, domain.personal_data(account)
+    )
     # Slow on purpose (argon2id): done before the transaction, which must stay short.
     password_hash = passwords.hash_secret(hasher, form.password)
     answer_hash = passwords.hash_secret(hasher, form.secret_answer)

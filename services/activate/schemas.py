@@ -48,12 +48,25 @@ class ActivationPageSchema(Schema):
     secret_questions = fields.List(fields.String())
 
 
+SECRET_MAX = 1024
+
+
+def _secret(description: str) -> fields.String:
+    # Missing fields default to "" so that the rules name every faulty field in one answer. The
+    # bound is above the rules' own limits (128 characters for a password, 100 for an answer),
+    # which `domain` reports with its own message.
+    return fields.String(
+        load_default="", validate=validate.Length(max=SECRET_MAX), metadata={"description": description}
+    )
+
+
 class ActivateSchema(Schema):
-    # Missing fields default to "" so that the rules name every faulty field in one answer.
-    password = fields.String(load_default="")
-    password_confirmation = fields.String(load_default="")
-    secret_question = fields.String(load_default="")
-    secret_answer = fields.String(load_default="")
+    password = _secret(
+        "8 à 128 caractères, au moins 3 des 4 types ; ni trop courant ni tiré du nom ou de l'adresse"
+    )
+    password_confirmation = _secret("Le même mot de passe")
+    secret_question = _secret("Le texte d'une des questions proposées")
+    secret_answer = _secret("100 caractères au plus")
 
 
 class ActivatedSchema(Schema):

@@ -14,6 +14,8 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
+from email_validator import EmailNotValidError, validate_email
+
 from services.notify.emails import RenderedEmail
 from shared.settings import Settings
 
@@ -29,6 +31,15 @@ class PermanentFailure(Exception):
     """The server refused this email for good; trying again would not help."""
 
 
+def smtp_address(address: str) -> str:
+    """The address as any SMTP server takes it: the domain in IDNA (`xn--…`) when the local part
+    is ASCII; otherwise as typed, which needs a server that speaks SMTPUTF8."""
+    try:
+        return validate_email(address, check_deliverability=False).ascii_email or address
+    except EmailNotValidError:
+        return address
+
+
 def build_message(email: RenderedEmail, *, to: str, mail_from: str, now: datetime) -> EmailMessage:
     """A text + HTML alternative message. Only fixed texts and addresses go into headers.
 
@@ -38,7 +49,7 @@ def build_message(email: RenderedEmail, *, to: str, mail_from: str, now: datetim
     message = EmailMessage()
     message["Subject"] = email.subject
     message["From"] = mail_from
-    message["To"] = to
+    message["To"] = smtp_address(to)
     message["Date"] = format_datetime(now)
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "portail.invalid"
     message["Message-ID"] = make_msgid(domain=domain)

@@ -114,6 +114,9 @@ PERSON_FIELDS = {
 }
 EMAIL_MAX_LENGTH = 254
 
+# Control characters (CR, LF, TAB, NUL…) and the Unicode line and paragraph separators: a name
+# or an address is one line, and nothing typed here may break a line in an email or a log.
+_LINE_BREAKS_AND_CONTROLS = ("Cc", "Zl", "Zp")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _FRENCH_POSTAL_CODE = re.compile(r"^\d{5}$")
 _OTHER_POSTAL_CODE = re.compile(r"^[A-Z0-9][A-Z0-9 -]*$")
@@ -229,7 +232,7 @@ def _text(raw: str | None, key: str, spec: Field, errors: Errors) -> str:
         return ""
     if len(value) > spec.max_length:
         errors[key] = [f"{spec.label} doit comporter au plus {spec.max_length} caractères."]
-    elif any(unicodedata.category(c) == "Cc" for c in value):
+    elif any(unicodedata.category(c) in _LINE_BREAKS_AND_CONTROLS for c in value):
         errors[key] = [f"{spec.label} ne doit contenir ni retour à la ligne ni caractère de contrôle."]
     return value
 

@@ -1,16 +1,24 @@
 """structure's request and answer schemas (they also make its OpenAPI document).
 
-Requests are only shaped here (types, nesting); whether a field is required, long enough or
-well formed is decided by `domain`, which reports every faulty field in one answer.
+Requests are only shaped here (types, nesting, a bound on each text's size); whether a field is
+required, short enough or well formed is decided by `domain`, which reports every faulty field
+in one answer with its own limit (120 characters for the company name…). The bounds here are
+above every limit of `domain`: they only keep oversized values from going any further.
 """
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
+
+TEXT_MAX = 500  # above every limit of domain (the longest, the address, is 150)
+EMAIL_MAX = 320  # 64 for the local part, @, 255 for the domain
+CAPTCHA_MAX = 64
 
 
-def _text(description: str) -> fields.String:
-    return fields.String(allow_none=True, metadata={"description": description})
+def _text(description: str, max_length: int = TEXT_MAX) -> fields.String:
+    return fields.String(
+        allow_none=True, validate=validate.Length(max=max_length), metadata={"description": description}
+    )
 
 
 class StructureFieldsSchema(Schema):
@@ -27,8 +35,10 @@ class StructureFieldsSchema(Schema):
 class UserSchema(Schema):
     last_name = _text("Nom (obligatoire)")
     first_name = _text("Prénom (obligatoire)")
-    login_email_confirmation = _text("L'adresse électronique de connexion, saisie à nouveau (obligatoire)")
-    contact_email = _text("Adresse électronique de contact (par défaut, celle de connexion)")
+    login_email_confirmation = _text(
+        "L'adresse électronique de connexion, saisie à nouveau (obligatoire)", EMAIL_MAX
+    )
+    contact_email = _text("Adresse électronique de contact (par défaut, celle de connexion)", EMAIL_MAX)
     survey_consent = fields.Boolean(metadata={"description": "Accord pour l'enquête de satisfaction (non)"})
 
 
@@ -40,8 +50,8 @@ class FeaturesSchema(Schema):
 
 
 class CaptchaAnswerSchema(Schema):
-    captcha_id = _text("L'identifiant reçu avec l'image")
-    answer = _text("Les caractères lus sur l'image")
+    captcha_id = _text("L'identifiant reçu avec l'image", CAPTCHA_MAX)
+    answer = _text("Les caractères lus sur l'image", CAPTCHA_MAX)
 
 
 class ConfirmStructureSchema(Schema):

@@ -44,7 +44,8 @@ class Journey:
     email: str
     identifier: str
     first_name: str
-    password: str = field(default_factory=lambda: f"Fx{secrets.token_urlsafe(12)}-7!")
+    # A fixed password: a random one may by chance contain a first name and be refused.
+    password: str = "Ruisseau-Calme-73"
     registration_id: str | None = None
     structure_id: str | None = None
     account_id: str | None = None

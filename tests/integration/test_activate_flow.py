@@ -22,8 +22,8 @@ from shared.sealing import unseal
 from shared.testing import events_on, publish_now
 
 GOOD = {
-    "password": "Motdepasse1!",
-    "password_confirmation": "Motdepasse1!",
+    "password": "Ruisseau-Calme-73",  # neither common nor built from the names or emails
+    "password_confirmation": "Ruisseau-Calme-73",
     "secret_question": domain.SECRET_QUESTIONS[0],
     "secret_answer": "Rex",
 }

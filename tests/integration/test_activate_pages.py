@@ -19,8 +19,8 @@ from tests.integration.test_activate_flow import Clock, structure_confirmed, tok
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 GOOD = {
-    "password": "Motdepasse1!",
-    "password_confirmation": "Motdepasse1!",
+    "password": "Ruisseau-Calme-73",  # neither common nor built from the names or emails
+    "password_confirmation": "Ruisseau-Calme-73",
     "secret_question": domain.SECRET_QUESTIONS[2],
     "secret_answer": "Paris",
 }

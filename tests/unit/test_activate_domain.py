@@ -167,8 +167,10 @@ QUESTION = domain.SECRET_QUESTIONS[0]
 
 
 def test_good_form_is_returned_normalised():
-    form = domain.check_activation_form("Motdepasse1", "Motdepasse1", f"  {QUESTION} ", "  Rex   le  Chien ")
-    assert form == domain.ActivationForm("Motdepasse1", QUESTION, "rex le chien")
+    form = domain.check_activation_form(
+        "Ruisseau-Calme-7", "Ruisseau-Calme-7", f"  {QUESTION} ", "  Rex   le  Chien "
+    )
+    assert form == domain.ActivationForm("Ruisseau-Calme-7", QUESTION, "rex le chien")
 
 
 def test_every_faulty_field_is_named_at_once():
@@ -194,14 +196,14 @@ def test_missing_fields_are_each_named():
 
 
 def test_confirmation_compares_normalised_forms():
-    form = domain.check_activation_form("E\u0301cole123", "École123", QUESTION, "x")
-    assert form.password == "École123"
+    form = domain.check_activation_form("E\u0301cole-Ruisseau-7", "École-Ruisseau-7", QUESTION, "x")
+    assert form.password == "École-Ruisseau-7"
 
 
 def test_answer_of_more_than_100_characters_is_refused():
-    domain.check_activation_form("Motdepasse1", "Motdepasse1", QUESTION, "a" * 100)
+    domain.check_activation_form("Ruisseau-Calme-7", "Ruisseau-Calme-7", QUESTION, "a" * 100)
     with pytest.raises(Invalid) as caught:
-        domain.check_activation_form("Motdepasse1", "Motdepasse1", QUESTION, "a" * 101)
+        domain.check_activation_form("Ruisseau-Calme-7", "Ruisseau-Calme-7", QUESTION, "a" * 101)
     assert set(caught.value.errors) == {"secret_answer"}
 
 

@@ -1,8 +1,11 @@
-"""The live meter (password-meter.js) against the server's password rule: same verdict.
+"""The live meter (password-meter.js) against the shape of the server's password rule: same verdict.
 
 The server's rule (domain) is the authority; the meter must call a password acceptable
-(level 3 or 4) exactly when the server accepts it. Node runs the script when it is installed;
-the thresholds are checked in the file's text in any case.
+(level 3 or 4) exactly when it has the shape the server requires (`domain.password_errors`:
+length, groups, no control character). The server's other refusals, common passwords and those
+built from the person's names or emails (`domain.password_problems`), stay on the server: the
+page says so next to the field. Node runs the script when it is installed; the thresholds are
+checked in the file's text in any case.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from services.activate import domain
 
 SCRIPT = Path(__file__).parents[2] / "services" / "activate" / "static" / "password-meter.js"
 
-# password → (server accepts, meter level)
+# password → (the server finds the rule's shape, meter level)
 TABLE = {
     "": (False, 0),
     "faible": (False, 1),  # short, one group
@@ -44,7 +47,20 @@ TABLE = {
 
 
 def server_accepts(password: str) -> bool:
+    """The shape of the rule, as the meter can check it (no list, no personal data)."""
     return not domain.password_errors(domain.normalise_password(password))
+
+
+def test_the_list_and_the_personal_data_are_checked_by_the_server_only():
+    """A password the meter rates « Très satisfaisant » can still be refused when it is sent."""
+    assert TABLE["Motdepasse1!"] == (True, 4)
+    refused = domain.password_problems(domain.normalise_password("Motdepasse1!"))
+    assert refused and "trop courant" in refused[0]
+    personal = ("Marie", "Curie", "marie.curie@example.fr", None)
+    assert domain.password_problems("Curie-Radium-1898", personal) == [
+        "Le mot de passe ne doit reprendre ni votre nom, ni votre prénom, ni votre adresse électronique."
+    ]
+    assert "passwords.py" in SCRIPT.read_text(encoding="utf-8")  # the script says where they are
 
 
 @pytest.mark.parametrize("password", TABLE)

@@ -1,18 +1,22 @@
 /* Live strength meter of the activation page (step 4).
  *
- * It applies the server's rule (services/activate/domain.py, which stays the authority):
- * the password is normalised with NFKC, then counted in code points, at least 8 and at most 128;
- * it must hold at least 3 of the 4 groups: ASCII upper case A-Z, ASCII lower case a-z, digits
- * 0-9, and anything else (punctuation, accented letters, spaces…); no control character.
+ * It applies the shape of the server's rule (services/activate/domain.py `password_errors`, the
+ * authority): the password is normalised with NFKC, then counted in code points, at least 8 and
+ * at most 128; it must hold at least 3 of the 4 groups: ASCII upper case A-Z, ASCII lower case
+ * a-z, digits 0-9, and anything else (punctuation, accented letters, spaces…); no control
+ * character. The server also refuses common passwords and those built from the person's names or
+ * email (services/activate/passwords.py): that list stays on the server, and the page says so
+ * next to the field.
  *
  * Levels (data-level on .meter):
  *   0  nothing typed yet                                            « Insuffisant »
  *   1  refused: neither the length nor the 3 groups, or too long,
  *      or a control character                                       « Insuffisant »
  *   2  refused: the length or the 3 groups, not both                « Faible »
- *   3  accepted by the server                                       « Satisfaisant »
- *   4  accepted, at least 12 characters and all 4 groups            « Très satisfaisant »
- * So: level >= 3 exactly when the server accepts the password.
+ *   3  the rule's shape is met                                      « Satisfaisant »
+ *   4  met, at least 12 characters and all 4 groups                 « Très satisfaisant »
+ * So: level >= 3 exactly when the password has the shape the server requires (the server may
+ * still refuse it as too common or too personal).
  *
  * Without JavaScript the meter stays hidden; the rule is written next to the field anyway.
  * The bar's width is set through element.style, which the CSP (style-src 'self') allows.
