@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install browser-deps status dead-letters clean
+.PHONY: run test lint install browser-deps status dead-letters bench clean
 
 # Browser tests drive Debian's Chromium with Playwright and check pages with axe-core (npm).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -37,6 +37,10 @@ status: $(STAMP)
 
 dead-letters: $(STAMP)
 	$(PY) -m system.dead_letters $(or $(ARGS),list)
+
+# Benchmarks (not part of `make test`): run them on a quiet machine; results go to docs/benchmarks.md.
+bench: $(STAMP)
+	$(PY) -m bench $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,166 @@
+"""The benchmark code (`make bench`) runs, at tiny sizes, so that it does not rot between runs.
+
+No figure is checked (this machine is shared): only that each piece works and reports.
+The bus and email pieces use the tests' real Redis and a real SMTP server; the load generator
+replays requests against an in-process Flask server. The last test keeps docs/scaling.md's
+list of Redis keys (for Cluster) in step with the services' repositories.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from dataclasses import replace
+
+import pytest
+from stdnum.fr import siret as siret_number
+from werkzeug.serving import make_server
+
+from bench import bus, emails, endpoints, flows, hashing, load, report, sirene
+from bench.harness import ROOT, Result, percentile
+from bench.mailsink import CountingSink, LinkSink
+from bench.trivial_app import create_app as trivial_app
+from services.activate.domain import check_activation_form
+from services.notify import mailer
+from services.structure.sirene import CsvSirene
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_a_result_says_pass_miss_or_invalid():
+    assert Result("r", 60, "x/s", baseline=100, target=0.5).verdict == "PASS"
+    assert Result("r", 40, "x/s", baseline=100, target=0.5).verdict == "MISS"
+    assert Result("p99", 4.0, "ms", target=5, kind="max").verdict == "PASS"
+    assert Result("p99", 6.0, "ms", target=5, kind="max").verdict == "MISS"
+    assert Result("r", 60, "x/s", baseline=100, target=0.5, invalid="errors").verdict == "INVALID"
+    assert "ratio 0.60" in Result("r", 60, "x/s", baseline=100, target=0.5).line()
+    assert percentile([3, 1, 2, 4], 50) == 2 and percentile([], 99) == 0
+
+
+def test_the_results_block_is_replaced_and_the_analysis_kept(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nAnalysis stays.\n")
+    first = report.section(
+        "bus", "python -m bench bus", "here", [Result("r", 1, "x/s", baseline=2, target=0.5)]
+    )
+    report.write(doc, "bus", first)
+    report.write(doc, "bus", report.section("bus", "cmd", "there", [Result("r", 3, "x/s", baseline=2)]))
+    text = doc.read_text()
+    assert "Analysis stays." in text and text.count("<!-- bench:bus -->") == 1
+    assert "Run: there." in text and "Run: here." not in text
+
+
+def test_the_synthetic_sirene_extract_is_read_by_structure(tmp_path):
+    numbers = sirene.write_extract(tmp_path, 30)
+    assert len(set(numbers)) == 30 and all(siret_number.is_valid(n) for n in numbers)
+    found = CsvSirene(tmp_path).lookup(numbers[7])
+    assert found.open and found.diffusible and found.company_name and found.address and found.city
+
+
+def test_the_argon2_bound_is_measured_with_the_projects_hasher():
+    cost = hashing.measure(samples=2)
+    assert cost.seconds > 0
+    assert cost.flows_per_second == pytest.approx(cost.cores / (2 * cost.seconds))
+
+
+def test_the_bus_benchmark_runs(redis_server, redis_client):
+    latency = bus.measure_latency(redis_server.url, rate=200, seconds=0.25)
+    assert latency.invalid is None and latency.unit == "ms"
+    throughput = bus.measure_throughput(redis_server.url, count=100, rounds=2, time_limit=20)
+    assert throughput.value > 0 and throughput.baseline > 0 and throughput.verdict in ("PASS", "MISS")
+
+
+def test_the_email_baseline_sends_what_the_task_would(settings, smtp_server):
+    s = replace(settings, smtp_host="127.0.0.1", smtp_port=smtp_server.port)
+    message = emails.rendered(s, emails.activation_data(s, 1))
+    mailer.send(message, s)
+    assert smtp_server.recorder.wait_for(1)[0]["To"] == "destinataire1@example.fr"
+    with CountingSink() as sink:
+        sent = emails.plain_smtplib(sink, [message] * 3, workers=1)
+        assert sent.rate > 0 and sent.cpu_ms > 0
+        assert sink.count == 3
+    command = emails.worker_command(1)
+    assert "--concurrency 1" in command and "--queues emails " in command
+
+
+def test_the_link_sink_hands_out_the_token_of_an_activation_email(settings):
+    with LinkSink() as sink:
+        s = replace(settings, smtp_host="127.0.0.1", smtp_port=sink.port)
+        data = emails.activation_data(s, 2)
+        mailer.send(emails.rendered(s, data), s)
+        token = sink.take_token("destinataire2@example.fr", timeout=10)
+    assert token and len(token) >= 20
+
+
+def test_the_trivial_app_runs_under_the_identify_gunicorn_settings():
+    procfile = (ROOT / "Procfile").read_text()
+    identify = next(
+        line.split(":", 1)[1].strip() for line in procfile.splitlines() if line.startswith("identify:")
+    )
+    command = endpoints.trivial_command(identify, 12345)
+    assert "bench.trivial_app:create_app()" in command and "127.0.0.1:12345" in command
+    assert endpoints.gunicorn_settings(command) == endpoints.gunicorn_settings(identify)
+
+
+@pytest.fixture
+def trivial_server():
+    server = make_server("127.0.0.1", 0, trivial_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_the_load_generator_replays_a_request_file(tmp_path, trivial_server):
+    posts = tmp_path / "posts.requests"
+    load.write_requests(posts, [("POST", "/trivial", {"n": n, "nom": "Médor"}) for n in range(20)])
+    once = load.run_python(trivial_server, posts, seconds=5, connections=4, mode="once")
+    assert once.answers == once.ok == 20 and once.exhausted and once.problem() is None
+    gets = tmp_path / "get.requests"
+    load.write_requests(gets, [("GET", "/trivial", None)])
+    cycle = load.run_python(trivial_server, gets, seconds=0.3, connections=2, mode="cycle")
+    assert cycle.answers > 0 and cycle.problem() is None
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)")
+def test_wrk_runs_the_replay_script(tmp_path, trivial_server):
+    posts = tmp_path / "posts.requests"
+    load.write_requests(posts, [("POST", "/trivial", {"n": n}) for n in range(30)])
+    done = load.run_wrk(shutil.which("wrk"), trivial_server, posts, seconds=1, connections=2, mode="once")
+    assert done.answers == done.ok == 30 and done.seconds > 0
+
+
+def test_wrk_output_is_parsed():
+    out = (
+        'BENCH-RESULT {"answers":10,"ok":9,"listed":10,"window_us":2000000,"p50_us":1500,'
+        '"p99_us":9000,"socket_errors":0,"timeouts":0,"bad_status":409}\nBENCH-BAD-BODY {"code":409}\n'
+    )
+    parsed = load.parse_wrk(out, "once")
+    assert parsed.rate == 5 and parsed.p99_ms == 9 and parsed.bad_status == 409
+    assert "not 2xx" in parsed.problem()
+
+
+def test_the_benchmarks_activation_form_passes_activates_rules():
+    for n in (0, 202, 2026, 19999):
+        email = f"banc{n}@example.fr"
+        for module in (flows, endpoints):
+            check_activation_form(
+                module.PASSWORD,
+                module.PASSWORD,
+                module.QUESTION,
+                "Médor",
+                personal=("Françoise", "Fleur", email, email),
+            )
+
+
+def test_the_scaling_doc_discusses_every_key_the_services_use():
+    """docs/scaling.md lists every transaction's keys for Redis Cluster: a new key must be added."""
+    doc = (ROOT / "docs" / "scaling.md").read_text()
+    prefixes = set()
+    for repository in (ROOT / "services").glob("*/repository.py"):
+        prefixes.update(
+            re.findall(r'"((?:identify|structure|activate|notify):[a-z-]+)', repository.read_text())
+        )
+    assert prefixes, "no key prefix found in services/*/repository.py"
+    assert sorted(p for p in prefixes if f"`{p}" not in doc) == []
