@@ -8,11 +8,7 @@ so that it knows each service's own port.
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +16,8 @@ from pathlib import Path
 
 import redis
 
-from bench.harness import ROOT, Processes, processes, python_env, wait_http
-from system.launcher import plan
+from bench.harness import Processes, processes, python_env, wait_http
+from system.launcher import in_background, plan
 from tests.servers import RedisServer, free_port
 
 SERVICES = ("identify", "structure", "activate", "notify")
@@ -75,29 +71,9 @@ def launched(
     var_dir.mkdir(parents=True, exist_ok=True)
     env = base_env(var_dir, redis_url, smtp_port, sirene_dir, **extra)
     log = var_dir / "system.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "system.launcher"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=ROOT,
-        )
-    base_url = f"http://127.0.0.1:{env['PORT']}"
-    try:
-        try:
-            wait_http(f"{base_url}/healthz", timeout=120)
-        except TimeoutError as exc:
-            raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')[-4000:]}") from exc
-        yield Launched(proc.pid, base_url, env, redis.Redis.from_url(redis_url, decode_responses=True), log)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    with in_background(env, log, timeout=120) as running:
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        yield Launched(running.pid, running.base_url, env, client, log)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Errors the rules raise; `shared.http` turns each into one JSON answer with its status."""
+"""Errors the rules raise; `shared.http_api` turns each into one JSON answer with its status."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ class DomainError(Exception):
     default_message = "Certaines informations sont invalides."
 
     def __init__(self, message: str | None = None, errors: dict[str, list[str]] | None = None) -> None:
-        self.message = message or self.default_message
         self.errors = errors or {}
+        messages = [m for ms in self.errors.values() for m in ms]
+        # A lone field error is also the answer's summary; several get the general one.
+        self.message = message or (messages[0] if len(messages) == 1 else self.default_message)
         super().__init__(self.message)
 
     @classmethod
@@ -49,6 +51,5 @@ def gather(*checks):
                 errors.setdefault(field, []).extend(messages)
             results.append(None)
     if errors:
-        messages = [m for ms in errors.values() for m in ms]
-        raise Invalid(messages[0] if len(messages) == 1 else None, errors)
+        raise Invalid(errors=errors)
     return results

@@ -51,12 +51,6 @@ def make_event_handlers(
     return {"RegistrationStarted": on_registration_started}
 
 
-def _invalid(errors: domain.Errors) -> Invalid:
-    """One 422 naming every field; a lone error is also the answer's summary."""
-    messages = [m for msgs in errors.values() for m in msgs]
-    return Invalid(messages[0] if len(messages) == 1 else None, errors)
-
-
 def registration_form(registration_id: str, repo: StructureRepository, wait_seconds: float) -> Registration:
     """The registration behind the step-2 form, once RegistrationStarted has been handled.
 
@@ -68,7 +62,7 @@ def registration_form(registration_id: str, repo: StructureRepository, wait_seco
         raise NotFound()
     errors = domain.lookup_errors(registration.lookup)
     if errors:
-        raise _invalid(errors)
+        raise Invalid(errors=errors)
     return registration
 
 
@@ -110,7 +104,7 @@ def confirm_structure(
     if captchas is not None and not captchas.check(cmd.captcha_id, cmd.captcha_answer):
         errors["captcha"] = [WRONG_ANSWER]
     if errors or confirmation is None:
-        raise _invalid(errors)
+        raise Invalid(errors=errors)
 
     structure_id = str(uuid.uuid4())
     event = new_event(

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
-import requests
 
+from system.launcher import in_background
 from tests.servers import RedisServer, SmtpServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,20 +26,6 @@ class RunningSystem:
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
-
-
-def _wait_ready(base_url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the system stopped while starting:\n{log.read_text()[-4000:]}")
-        try:
-            if requests.get(f"{base_url}/healthz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass  # not listening yet, or still starting its workers
-        time.sleep(0.3)
-    raise RuntimeError(f"the system was not ready within {timeout}s:\n{log.read_text()[-4000:]}")
 
 
 @contextmanager
@@ -63,34 +45,19 @@ def start_system(var_dir: Path, **settings: str):
         "EVENT_CLAIM_IDLE_MS": "2000",
         # Many journeys come from 127.0.0.1 in a few seconds: per-IP limits far above them. The
         # per-email, per-registration and per-token limits keep their defaults.
-        **{f"RATE_LIMIT_{action}_PER_IP": "1000 per minute"
-           for action in ("REGISTRATION", "STRUCTURE", "RESEND", "ACTIVATION")},
+        **{
+            f"RATE_LIMIT_{action}_PER_IP": "1000 per minute"
+            for action in ("REGISTRATION", "STRUCTURE", "RESEND", "ACTIVATION")
+        },
         **settings,
     }
     env.pop("SECRET_KEY", None)
     log = var_dir / "system.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "system.launcher"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=ROOT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base_url, proc, log)
-        yield RunningSystem(
-            base_url, redis.Redis.from_url(redis_server.url, decode_responses=True), smtp, log
-        )
+        with in_background(env, log) as running:
+            client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+            yield RunningSystem(running.base_url, client, smtp, log)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
         smtp.stop()
         redis_server.stop()
 

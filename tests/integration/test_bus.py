@@ -140,9 +140,11 @@ def test_malformed_entry_is_dead_lettered_too(redis_client):
     assert letter["reason"].startswith("InvalidEvent")
 
 
-def test_publishing_invalid_data_is_refused():
+def test_publishing_invalid_data_is_refused_and_writes_nothing(redis_client):
+    event = new_event("RegistrationStarted", "identify", "r1", {"login_email": "not-an-email"})
     with pytest.raises(ValueError):
-        new_event("RegistrationStarted", "identify", "r1", {"login_email": "not-an-email"})
+        publish_now(redis_client, event)
+    assert redis_client.keys("*") == []
 
 
 def test_run_stops_on_signal(redis_client):

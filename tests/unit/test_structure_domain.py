@@ -9,7 +9,7 @@ import pytest
 from services.structure import domain
 from services.structure.domain import Features, Identity, StructureFields, UserForm
 from services.structure.sirene import Establishment
-from shared.events import new_event
+from shared.events import new_event, validate_data
 
 LOGIN = "francoise.fleur@example.fr"
 SIRET_IDENTITY = Identity("SIRET", "81880244900038", "FR")
@@ -169,7 +169,8 @@ def test_foreign_postal_codes_are_not_french():
 def test_event_data_follows_the_contract():
     confirmation, _ = check(features=Features(dume=True))
     data = domain.structure_confirmed_data("s-1", SIRET_IDENTITY, confirmation)
-    event = new_event("StructureConfirmed", "structure", "r-1", data)  # raises if the contract is broken
+    event = new_event("StructureConfirmed", "structure", "r-1", data)
+    validate_data(event.type, event.data)  # raises if the contract is broken
     assert event.data["structure"]["identifier"] == "81880244900038"
     assert event.data["structure"]["label"] is None
     assert event.data["user"] == {
