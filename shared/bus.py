@@ -32,6 +32,7 @@ from redis.client import Pipeline
 
 from shared import logs, metrics
 from shared.events import Event, validate_data
+from shared.watching import watch_and_read
 
 log = logging.getLogger(__name__)
 
@@ -251,20 +252,28 @@ class Consumer:
         )
 
     def _apply(self, delivery: Delivery, event: Event, handler: Handler) -> None:
-        """Run the handler; its writes, the seen-marker and the XACK commit together."""
+        """Run the handler; its writes, the seen-marker and the XACK commit together.
+
+        The seen-marker is watched and checked in one round trip (`watch_and_read`): a copy of
+        this entry handled meanwhile by another consumer (after a claim) aborts this
+        transaction, and the retry finds the marker and only acknowledges."""
         seen_key = f"{self.group}:seen:{event.source}:{event.id}"
-
-        def attempt(pipe: Pipeline) -> None:
-            if pipe.exists(seen_key):
-                pipe.multi()
-            else:
-                handler(event, pipe)
-                if not pipe.explicit_transaction:
-                    pipe.multi()
-                pipe.set(seen_key, "1", ex=SEEN_TTL_SECONDS)
-            pipe.xack(delivery.stream, self.group, delivery.entry_id)
-
-        self.redis.transaction(attempt, seen_key)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    (seen,) = watch_and_read(pipe, seen_key, ("EXISTS", seen_key))
+                    if seen:
+                        pipe.multi()
+                    else:
+                        handler(event, pipe)
+                        if not pipe.explicit_transaction:
+                            pipe.multi()
+                        pipe.set(seen_key, "1", ex=SEEN_TTL_SECONDS)
+                    pipe.xack(delivery.stream, self.group, delivery.entry_id)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
 
     def _times_delivered(self, delivery: Delivery) -> int:
         info = self.redis.xpending_range(delivery.stream, self.group, delivery.entry_id, delivery.entry_id, 1)

@@ -17,6 +17,7 @@ from redis.client import Pipeline
 from services.activate.domain import Account, TokenRecord
 from shared.bus import publish
 from shared.events import Event
+from shared.watching import watch_and_read
 
 T = TypeVar("T")
 Reader = redis.Redis | Pipeline
@@ -61,7 +62,9 @@ def _account_fields(account: Account) -> dict[str, str]:
     return fields
 
 
-def _account(registration_id: str, fields: dict[str, str]) -> Account:
+def _account(registration_id: str, fields: dict[str, str]) -> Account | None:
+    if not fields:
+        return None
     return Account(
         registration_id=registration_id,
         account_id=fields["account_id"],
@@ -81,6 +84,17 @@ def _account(registration_id: str, fields: dict[str, str]) -> Account:
     )
 
 
+def _token(token_hash: str, fields: dict[str, str]) -> TokenRecord | None:
+    if not fields:
+        return None
+    return TokenRecord(
+        token_hash=token_hash,
+        registration_id=fields["registration_id"],
+        expires_at=int(fields["expires_at"]),
+        state=fields["state"],
+    )
+
+
 class ActivateRepository:
     def __init__(self, client: redis.Redis, stream_maxlen: int) -> None:
         self.redis = client
@@ -93,23 +107,10 @@ class ActivateRepository:
     # --- reads ---------------------------------------------------------------------------------
 
     def get_account(self, registration_id: str, reader: Reader | None = None) -> Account | None:
-        fields = (reader or self.redis).hgetall(_account_key(registration_id))
-        return _account(registration_id, fields) if fields else None
+        return _account(registration_id, (reader or self.redis).hgetall(_account_key(registration_id)))
 
-    def get_token(self, token_hash: str, reader: Reader | None = None) -> TokenRecord | None:
-        fields = (reader or self.redis).hgetall(_token_key(token_hash))
-        if not fields:
-            return None
-        return TokenRecord(
-            token_hash=token_hash,
-            registration_id=fields["registration_id"],
-            expires_at=int(fields["expires_at"]),
-            state=fields["state"],
-        )
-
-    def active_login_owner(self, login_key: str, reader: Reader | None = None) -> str | None:
-        """The registration whose active account uses this login, if any."""
-        return (reader or self.redis).get(_active_login_key(login_key))
+    def get_token(self, token_hash: str) -> TokenRecord | None:
+        return _token(token_hash, self.redis.hgetall(_token_key(token_hash)))
 
     def get_credentials(self, registration_id: str) -> dict[str, str]:
         return self.redis.hgetall(_credentials_key(registration_id))
@@ -117,19 +118,23 @@ class ActivateRepository:
     def due_tokens(self, now: float, limit: int = 500) -> list[str]:
         return self.redis.zrangebyscore(DEADLINES, "-inf", now, start=0, num=limit)
 
-    # --- watch and read (inside a transaction) -------------------------------------------------
+    # --- watch and read, one round trip each (inside a transaction) ---------------------------
 
     def watch_account(self, pipe: Pipeline, registration_id: str) -> Account | None:
-        pipe.watch(_account_key(registration_id))
-        return self.get_account(registration_id, pipe)
+        key = _account_key(registration_id)
+        (fields,) = watch_and_read(pipe, key, ("HGETALL", key))
+        return _account(registration_id, fields)
 
     def watch_token(self, pipe: Pipeline, token_hash: str) -> TokenRecord | None:
-        pipe.watch(_token_key(token_hash))
-        return self.get_token(token_hash, pipe)
+        key = _token_key(token_hash)
+        (fields,) = watch_and_read(pipe, key, ("HGETALL", key))
+        return _token(token_hash, fields)
 
     def watch_active_login(self, pipe: Pipeline, login_key: str) -> str | None:
-        pipe.watch(_active_login_key(login_key))
-        return self.active_login_owner(login_key, pipe)
+        """The registration whose active account uses this login, if any."""
+        key = _active_login_key(login_key)
+        (owner,) = watch_and_read(pipe, key, ("GET", key))
+        return owner
 
     # --- writes (the pipeline is in MULTI) -----------------------------------------------------
 

@@ -10,6 +10,7 @@ from redis.client import Pipeline
 from services.identify.domain import Progress
 from shared.bus import publish
 from shared.events import Event
+from shared.watching import watch_and_read
 
 RETENTION_SECONDS = 7 * 24 * 3600  # a finished or expired registration stays readable this long
 
@@ -31,6 +32,21 @@ class Registration:
     status: str
     created_at: float
     token_expires_at: str | None = None
+
+
+def _registration(registration_id: str, fields: dict[str, str]) -> Registration | None:
+    if not fields:
+        return None
+    return Registration(
+        registration_id=registration_id,
+        login_email=fields["login_email"],
+        identifier_type=fields["identifier_type"],
+        identifier=fields["identifier"],
+        country=fields["country"],
+        status=fields["status"],
+        created_at=float(fields["created_at"]),
+        token_expires_at=fields.get("token_expires_at") or None,
+    )
 
 
 class IdentifyRepository:
@@ -58,25 +74,14 @@ class IdentifyRepository:
             publish(pipe, event, self.stream_maxlen)
             pipe.execute()
 
-    def get(self, registration_id: str, reader: redis.Redis | Pipeline | None = None) -> Registration | None:
-        fields = (reader or self.redis).hgetall(_key(registration_id))
-        if not fields:
-            return None
-        return Registration(
-            registration_id=registration_id,
-            login_email=fields["login_email"],
-            identifier_type=fields["identifier_type"],
-            identifier=fields["identifier"],
-            country=fields["country"],
-            status=fields["status"],
-            created_at=float(fields["created_at"]),
-            token_expires_at=fields.get("token_expires_at") or None,
-        )
+    def get(self, registration_id: str) -> Registration | None:
+        return _registration(registration_id, self.redis.hgetall(_key(registration_id)))
 
     def watch(self, pipe: Pipeline, registration_id: str) -> Registration | None:
-        """Watch a registration inside an event's transaction and read it."""
-        pipe.watch(_key(registration_id))
-        return self.get(registration_id, pipe)
+        """Watch a registration inside a transaction and read it (one round trip)."""
+        key = _key(registration_id)
+        (fields,) = watch_and_read(pipe, key, ("HGETALL", key))
+        return _registration(registration_id, fields)
 
     def set_progress(
         self, pipe: Pipeline, registration_id: str, progress: Progress, still_abandonable: bool
@@ -94,16 +99,15 @@ class IdentifyRepository:
 
     def expire_if(self, registration_id: str, still_due, event_for) -> bool:
         """Mark one registration expired (with its event) if `still_due(registration)` holds."""
-        key = _key(registration_id)
 
         def attempt(pipe: Pipeline) -> bool:
-            registration = self.get(registration_id, pipe)
+            registration = self.watch(pipe, registration_id)
             pipe.multi()
             pipe.zrem(DEADLINES, registration_id)
             if registration is None or not still_due(registration):
                 return False
-            pipe.hset(key, "status", "expired")
+            pipe.hset(_key(registration_id), "status", "expired")
             publish(pipe, event_for(registration), self.stream_maxlen)
             return True
 
-        return self.redis.transaction(attempt, key, value_from_callable=True)
+        return self.redis.transaction(attempt, value_from_callable=True)

@@ -15,6 +15,8 @@ import uuid
 import redis
 from redis.client import Pipeline
 
+from shared.watching import watch_and_read
+
 RECORD_TTL_SECONDS = 7 * 24 * 3600  # as long as the bus remembers a seen event
 LEASE_SECONDS = 120  # far above the SMTP time-outs of one send
 
@@ -42,36 +44,36 @@ class NotifyRepository:
         key = _lease_key(event_id)
 
         def attempt(pipe: Pipeline) -> str | None:
-            holder = pipe.get(key)
+            (holder,) = watch_and_read(pipe, key, ("GET", key))
             pipe.multi()
             if holder not in (None, self.owner):
                 return None
             pipe.set(key, self.owner, ex=seconds)
             return self.owner
 
-        return self.redis.transaction(attempt, key, value_from_callable=True)
+        return self.redis.transaction(attempt, value_from_callable=True)
 
     def release_lease(self, event_id: str, owner: str) -> None:
         key = _lease_key(event_id)
 
         def attempt(pipe: Pipeline) -> None:
-            mine = pipe.get(key) == owner
+            (holder,) = watch_and_read(pipe, key, ("GET", key))
             pipe.multi()
-            if mine:
+            if holder == owner:
                 pipe.delete(key)
 
-        self.redis.transaction(attempt, key)
+        self.redis.transaction(attempt)
 
     def record(self, event_id: str, *, status: str, to: str, at: str, owner: str) -> None:
         """Store the outcome and free the lease (if still ours) in one transaction."""
         key, lease = _email_key(event_id), _lease_key(event_id)
 
         def attempt(pipe: Pipeline) -> None:
-            mine = pipe.get(lease) == owner
+            (holder,) = watch_and_read(pipe, lease, ("GET", lease))
             pipe.multi()
             pipe.hset(key, mapping={"status": status, "sent_at": at, "to": to})
             pipe.expire(key, RECORD_TTL_SECONDS)
-            if mine:
+            if holder == owner:
                 pipe.delete(lease)
 
-        self.redis.transaction(attempt, lease)
+        self.redis.transaction(attempt)

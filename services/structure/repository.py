@@ -22,6 +22,7 @@ from services.structure.captcha import StoredCaptcha
 from services.structure.domain import Identity, StructureFields
 from shared.bus import publish
 from shared.events import Event
+from shared.watching import watch_and_read
 
 RETENTION_SECONDS = 7 * 24 * 3600  # a registration stays readable this long after it is abandoned
 
@@ -68,6 +69,19 @@ class ConfirmOutcome(Enum):
     IDENTIFIER_TAKEN = "identifier_taken"
 
 
+def _registration(registration_id: str, fields: dict[str, str]) -> Registration | None:
+    if not fields:
+        return None
+    return Registration(
+        registration_id=registration_id,
+        identity=Identity(fields["identifier_type"], fields["identifier"], fields["country"]),
+        login_email=fields["login_email"],
+        lookup=fields["lookup"],
+        prefill=StructureFields(**json.loads(fields["prefill"])),
+        structure_id=fields.get("structure_id") or None,
+    )
+
+
 class StructureRepository:
     def __init__(self, client: redis.Redis, stream_maxlen: int) -> None:
         self.redis = client
@@ -75,23 +89,14 @@ class StructureRepository:
 
     # Registrations -----------------------------------------------------------------------
 
-    def get(self, registration_id: str, reader: redis.Redis | Pipeline | None = None) -> Registration | None:
-        fields = (reader or self.redis).hgetall(_registration_key(registration_id))
-        if not fields:
-            return None
-        return Registration(
-            registration_id=registration_id,
-            identity=Identity(fields["identifier_type"], fields["identifier"], fields["country"]),
-            login_email=fields["login_email"],
-            lookup=fields["lookup"],
-            prefill=StructureFields(**json.loads(fields["prefill"])),
-            structure_id=fields.get("structure_id") or None,
-        )
+    def get(self, registration_id: str) -> Registration | None:
+        return _registration(registration_id, self.redis.hgetall(_registration_key(registration_id)))
 
     def watch(self, pipe: Pipeline, registration_id: str) -> Registration | None:
-        """Watch a registration inside an event's transaction and read it."""
-        pipe.watch(_registration_key(registration_id))
-        return self.get(registration_id, pipe)
+        """Watch a registration inside an event's transaction and read it (one round trip)."""
+        key = _registration_key(registration_id)
+        (fields,) = watch_and_read(pipe, key, ("HGETALL", key))
+        return _registration(registration_id, fields)
 
     def add(self, pipe: Pipeline, registration: Registration, keep_seconds: int) -> None:
         """Queue a new registration (the pipeline must be in MULTI)."""
@@ -122,12 +127,13 @@ class StructureRepository:
         identity_key = _identity_key(structure.identity)
 
         def attempt(pipe: Pipeline) -> ConfirmOutcome:
-            current = pipe.hgetall(registration_key)
+            reads = ("HGETALL", registration_key), ("EXISTS", identity_key)
+            current, taken = watch_and_read(pipe, [registration_key, identity_key], *reads)
             if not current:
                 return ConfirmOutcome.UNKNOWN_REGISTRATION
             if current.get("structure_id"):
                 return ConfirmOutcome.ALREADY_CONFIRMED
-            if pipe.exists(identity_key):
+            if taken:
                 return ConfirmOutcome.IDENTIFIER_TAKEN
             pipe.multi()
             pipe.set(identity_key, structure.structure_id)
@@ -139,7 +145,7 @@ class StructureRepository:
             publish(pipe, event, self.stream_maxlen)
             return ConfirmOutcome.CONFIRMED
 
-        return self.redis.transaction(attempt, registration_key, identity_key, value_from_callable=True)
+        return self.redis.transaction(attempt, value_from_callable=True)
 
     def structure(self, structure_id: str) -> dict[str, str] | None:
         return self.redis.hgetall(_structure_key(structure_id)) or None

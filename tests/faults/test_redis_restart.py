@@ -24,7 +24,6 @@ DOWN_SECONDS = 5
 pytestmark = pytest.mark.timeout(150)
 
 
-
 def probe(system: System, method: str, path: str, json: dict | None = None) -> str:
     """What one endpoint answers while Redis is away; '' when it is a clean JSON 503."""
     try:

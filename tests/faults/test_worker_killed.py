@@ -24,7 +24,6 @@ LEASE_RETRY = "another copy of this task is sending"
 pytestmark = pytest.mark.timeout(150)
 
 
-
 def sender(system: System) -> psutil.Process | None:
     """The worker's pool child that has a connection open to the SMTP server."""
     for child in system.children("worker"):
