@@ -188,8 +188,9 @@ def measure_throughput(url: str, count: int, rounds: int = 3, time_limit: float 
         details=[
             f"{count} events drained by each loop in each of {rounds} rounds, {BATCH} per read; medians"
             f" compared (bus/bare per round: {rates})",
-            "per event the bare loop makes 1 round trip (MULTI SET XACK EXEC); the bus makes 3 (WATCH"
-            " seen-marker, EXISTS, MULTI … EXEC) and parses and checks the event against its contract",
+            "per event the bare loop makes 1 round trip (MULTI SET XACK EXEC); the bus makes 2 (WATCH +"
+            " EXISTS of the seen-marker, then MULTI … EXEC) and parses and checks the event against its"
+            " contract",
             f"client CPU per event (median): bus {bus_cpu:.0f} µs, bare {bare_cpu:.0f} µs"
             f" (CPU ratio {bare_cpu / bus_cpu if bus_cpu else 0:.2f})",
         ],

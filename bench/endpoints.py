@@ -253,7 +253,8 @@ def _steps(bench: EndpointBench, sirets: list[str], register: CsvSirene, hash_co
         baseline_label="the same GET straight to identify",
         kind=None,
         details=[
-            "the gateway of `make run` (werkzeug ProxyMiddleware under gunicorn) in front of identify",
+            "the gateway of `make run` (`system.forwarding`, kept-alive connections, under gunicorn)"
+            " in front of identify",
             f"{gateway.describe()}; direct {direct.describe()}",
             f"gateway CPU per request {gateway_cpu:.2f} ms (on top of identify's)",
         ],

@@ -1,11 +1,12 @@
 """The one origin: routes `/identify`, `/structure`, `/activate`, `/notify` to their services.
 
-Each service answers under its own prefix, so the gateway forwards paths unchanged. It
-overwrites X-Forwarded-For with the client's address (services trust one proxy hop), and
-serves `/healthz` (ready: Redis and every service ready), `/livez` (the process answers),
-`/metrics` (its own requests, labelled by service for what it forwards, and every stream,
-consumer group, Celery queue and the dead letters, read from Redis) and `/` (the start of the
-flow). Each service's own metrics are at `/{service}/metrics`, forwarded like the rest.
+Each service answers under its own prefix, so the gateway forwards paths unchanged, over
+connections it keeps alive (`system.forwarding`). It overwrites X-Forwarded-For with the
+client's address (services trust one proxy hop), and serves `/healthz` (ready: Redis and every
+service ready), `/livez` (the process answers), `/metrics` (its own requests, labelled by
+service for what it forwards, and every stream, consumer group, Celery queue and the dead
+letters, read from Redis) and `/` (the start of the flow). Each service's own metrics are at
+`/{service}/metrics`, forwarded like the rest.
 
 Used by `make run`; `docker compose` puts a production proxy in this place.
 """
@@ -20,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from flask import Flask, jsonify, redirect, request
-from werkzeug.middleware.http_proxy import ProxyMiddleware
 
 from shared import logs, metrics, redaction
 from shared.settings import Settings
 from shared.store import connect
+from system.forwarding import Forwarder
 
 SERVICES = ("identify", "structure", "activate", "notify")
 # `/identify/api/registrations/r1`, `/structure/registrations/r1`…: the access line names r1.
@@ -100,9 +101,7 @@ def create_app(
         ready = all(checks.values())
         return jsonify({"status": "ok" if ready else "unavailable", "checks": checks}), 200 if ready else 503
 
-    proxied = ProxyMiddleware(
-        app.wsgi_app, {f"/{name}/": {"target": url} for name, url in targets.items()}, timeout=60
-    )
+    proxied = Forwarder(app.wsgi_app, {f"/{name}/": url for name, url in targets.items()})
     prefixes = tuple(f"/{name}/" for name in targets)
 
     def route_of(environ) -> str:
