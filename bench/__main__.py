@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import bus, emails, endpoints, flows, hashing, report
-from bench.harness import ROOT, Result, machine, say
+from bench.harness import ROOT, Result, cpu_ticks, machine, say
 from bench.profile import Sampler
 from bench.system import own_redis
 
@@ -43,18 +43,19 @@ def run_one(
 ) -> tuple[list[Result], str]:
     """Run one benchmark; return its results and the machine line (taken at its end)."""
     work.mkdir(parents=True, exist_ok=True)
+    started = cpu_ticks()
     if name == "flows":
-        return flows.run(work, hash_cost, profile=profile, **size), machine()
+        return flows.run(work, hash_cost, profile=profile, **size), machine(since=started)
     sampler = Sampler(os.getpid(), work / f"{name}.spy") if profile else None
     try:
-        return _run_with_redis(name, work, hash_cost, size)
+        return _run_with_redis(name, work, hash_cost, size, started)
     finally:
         if sampler:
             sampler.finish()
 
 
 def _run_with_redis(
-    name: str, work: Path, hash_cost: hashing.HashCost, size: dict
+    name: str, work: Path, hash_cost: hashing.HashCost, size: dict, started: list[int]
 ) -> tuple[list[Result], str]:
     with own_redis() as server:
         if name == "bus":
@@ -63,7 +64,7 @@ def _run_with_redis(
             results = emails.run(server.url, work, **size)
         else:
             results = endpoints.run(server.url, work, hash_cost, **size)
-        return results, machine(server.url)
+        return results, machine(server.url, since=started)
 
 
 def main(argv: list[str] | None = None) -> int:

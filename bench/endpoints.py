@@ -172,10 +172,45 @@ class EndpointBench:
         return measured
 
 
+def round_trip_cost(redis_url: str, count: int = 20000) -> Result:
+    """What one Redis round trip costs in CPU on this machine, client and server together: the
+    floor under any endpoint that reads from Redis, against a trivial endpoint that reads nothing."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    key = "bench:round-trip"
+    client.hset(key, mapping={f"field{i}": f"value {i}" for i in range(8)})
+
+    def server_cpu() -> float:
+        info = client.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    for _ in range(1000):
+        client.hgetall(key)
+    server_before, client_before, started = server_cpu(), time.process_time(), time.perf_counter()
+    for _ in range(count):
+        client.hgetall(key)
+    elapsed = time.perf_counter() - started
+    client_us = (time.process_time() - client_before) * 1e6 / count
+    server_us = (server_cpu() - server_before) * 1e6 / count
+    client.delete(key)
+    client.close()
+    return Result(
+        "one Redis round trip (HGETALL of an 8-field hash, redis-py with hiredis)",
+        client_us + server_us,
+        "µs of CPU",
+        kind=None,
+        details=[
+            f"{count} in a row from one thread: client {client_us:.0f} µs, Redis server {server_us:.0f} µs"
+            f" of CPU each; {elapsed * 1e6 / count:.0f} µs elapsed each",
+        ],
+    )
+
+
 def run(
     redis_url: str, work: Path, hash_cost: HashCost, *, seconds: float = 5, connections: int = 16
 ) -> list:
     generator = LoadGenerator(connections)
+    round_trip = round_trip_cost(redis_url)
+    say(f"  {round_trip.line()}")
     step1_count = int(2000 * seconds)
     sirene_dir = work / "sirene"
     say(f"  synthetic SIRENE extract of {step1_count} establishments …")
@@ -195,7 +230,7 @@ def run(
         _steps(bench, sirets, register, hash_cost)
     for result in bench.results:
         result.details.append(f"load generator: {generator.name}; gunicorn {settings}")
-    return bench.results
+    return [round_trip, *bench.results]
 
 
 def _steps(bench: EndpointBench, sirets: list[str], register: CsvSirene, hash_cost: HashCost) -> None:

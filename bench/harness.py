@@ -128,8 +128,29 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def machine(redis_url: str | None = None) -> str:
-    """One line saying where and when the figures were taken."""
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time so far, by kind (the `cpu` line of /proc/stat); [] where unknown."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return []
+    return [int(x) for x in first[1:]] if first and first[0] == "cpu" else []
+
+
+def stolen_share(since: list[int]) -> float | None:
+    """The share of CPU time the hypervisor gave to other machines since `since` (`steal`, the
+    8th figure): on a shared virtual machine every CPU figure is slower by about that much."""
+    now = cpu_ticks()
+    if len(now) < 8 or len(since) < 8:
+        return None
+    spent = [b - a for a, b in zip(since, now, strict=False)]
+    total = sum(spent[:8])
+    return spent[7] / total if total > 0 else None
+
+
+def machine(redis_url: str | None = None, since: list[int] | None = None) -> str:
+    """One line saying where and when the figures were taken (and, given the CPU ticks at its
+    start, how much CPU the host took away during the run)."""
     parts = [
         datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         f"{cores()} cores ({cpu_model()})",
@@ -137,6 +158,9 @@ def machine(redis_url: str | None = None) -> str:
     ]
     parts.append(f"Redis {redis_version(redis_url)}")
     parts.append(f"load average {load_average()}")
+    stolen = stolen_share(since) if since else None
+    if stolen is not None:
+        parts.append(f"CPU stolen by the host during the run {stolen:.0%}")
     return ", ".join(parts)
 
 

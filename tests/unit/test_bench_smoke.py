@@ -18,7 +18,7 @@ from stdnum.fr import siret as siret_number
 from werkzeug.serving import make_server
 
 from bench import bus, emails, endpoints, flows, hashing, load, report, sirene
-from bench.harness import ROOT, Result, percentile
+from bench.harness import ROOT, Result, cpu_ticks, machine, percentile, stolen_share
 from bench.mailsink import CountingSink, LinkSink
 from bench.trivial_app import create_app as trivial_app
 from services.activate.domain import check_activation_form
@@ -69,6 +69,21 @@ def test_the_bus_benchmark_runs(redis_server, redis_client):
     assert latency.invalid is None and latency.unit == "ms"
     throughput = bus.measure_throughput(redis_server.url, count=100, rounds=2, time_limit=20)
     assert throughput.value > 0 and throughput.baseline > 0 and throughput.verdict in ("PASS", "MISS")
+
+
+def test_the_round_trip_cost_counts_client_and_server_cpu(redis_server, redis_client):
+    result = endpoints.round_trip_cost(redis_server.url, count=200)
+    assert result.value > 0 and result.verdict == "info"
+    assert "client" in result.details[0] and "Redis server" in result.details[0]
+    assert redis_client.exists("bench:round-trip") == 0
+
+
+def test_the_cpu_stolen_by_the_host_is_a_share_of_the_time_elapsed():
+    started = cpu_ticks()
+    sum(range(200_000))
+    stolen = stolen_share(started)
+    assert stolen is None or 0 <= stolen <= 1
+    assert "load average" in machine(since=started)
 
 
 def test_the_email_baseline_sends_what_the_task_would(settings, smtp_server):
