@@ -25,12 +25,10 @@ store the new hash it returns: hashes made with older parameters are upgraded as
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Literal
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -140,27 +138,8 @@ def weaknesses(password: str, personal: Iterable[str | None] = ()) -> list[str]:
 # --- hashing -------------------------------------------------------------------------------------
 
 
-class _OneAtATimeHasher(PasswordHasher):
-    """argon2id is memory-hard: each hash walks 19 MiB. A service process runs one hash at a
-    time (its other threads wait for their turn, without using a core): eight hashes at once on
-    two cores, as gunicorn's threads would run them, evict each other from the caches and cost
-    ≈ 13 % more CPU each. With one gunicorn worker per core, that is one hash per core."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._turn = threading.Lock()
-
-    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
-        with self._turn:
-            return super().hash(password, salt=salt)
-
-    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:  # noqa: A002 (argon2's name)
-        with self._turn:
-            return super().verify(hash, password)
-
-
 def make_hasher() -> PasswordHasher:
-    return _OneAtATimeHasher(time_cost=2, memory_cost=19456, parallelism=1, type=Type.ID)
+    return PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=Type.ID)
 
 
 def hash_secret(hasher: PasswordHasher, value: str) -> str:
