@@ -32,13 +32,14 @@ from redis.client import Pipeline
 
 from shared import logs, metrics
 from shared.events import Event, validate_data
+from shared.settings import Settings
 from shared.watching import watch_and_read
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTERS = "dead-letters"
+DEAD_LETTERS = metrics.DEAD_LETTERS
 SEEN_TTL_SECONDS = 7 * 24 * 3600
-DEFAULT_MAXLEN = 1_000_000
+DEFAULT_MAXLEN = Settings.event_stream_maxlen
 
 Handler = Callable[[Event, Pipeline], None]
 """A handler gets the event and a pipeline in WATCH mode: it may watch more keys and read
@@ -114,6 +115,7 @@ class Consumer:
         max_deliveries: int = 5,
         block_ms: int = 1000,
         batch: int = 20,
+        stream_maxlen: int = DEFAULT_MAXLEN,
     ) -> None:
         self.redis = client
         self.group = group
@@ -123,6 +125,7 @@ class Consumer:
         self.max_deliveries = max_deliveries
         self.block_ms = block_ms
         self.batch = batch
+        self.stream_maxlen = stream_maxlen
         self.streams = {stream_for(t): t for t in self.handlers}
         self._counted = {stream: _Counted(stream, group) for stream in self.streams}
         self._groups_ready = False
@@ -296,7 +299,7 @@ class Consumer:
                     "consumer": self.name,
                     "failed_at": str(time.time()),
                 },
-                maxlen=DEFAULT_MAXLEN,
+                maxlen=self.stream_maxlen,
                 approximate=True,
             )
             pipe.xack(delivery.stream, self.group, delivery.entry_id)

@@ -28,6 +28,7 @@ def run_consumer(
         build_handlers(settings, client),
         claim_idle_ms=settings.event_claim_idle_ms,
         max_deliveries=settings.event_max_deliveries,
+        stream_maxlen=settings.event_stream_maxlen,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

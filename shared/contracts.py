@@ -9,6 +9,7 @@ from __future__ import annotations
 from marshmallow import INCLUDE, Schema, fields, validate
 
 ROLE_PRINCIPAL_MANAGER = "GESTIONNAIRE_PRINCIPAL"
+LINK_REASONS = ("created", "resent")  # why a link went out: step 3, or a resend
 
 
 class _EventData(Schema):
@@ -83,7 +84,7 @@ class ActivationLinkIssued(_EventData):
     sealed_token = fields.String(required=True)
     token_expires_at = fields.DateTime(required=True)
     ttl_seconds = fields.Integer(required=True)
-    reason = fields.String(required=True, validate=validate.OneOf(["created", "resent"]))
+    reason = fields.String(required=True, validate=validate.OneOf(LINK_REASONS))
 
 
 class RegistrationAttemptOnExistingAccount(_EventData):
@@ -100,7 +101,7 @@ class RegistrationAttemptOnExistingAccount(_EventData):
     last_name = fields.String(load_default=None, allow_none=True)
     attempted_at = fields.DateTime(required=True)
     token_expires_at = fields.DateTime(required=True)
-    reason = fields.String(required=True, validate=validate.OneOf(["created", "resent"]))
+    reason = fields.String(required=True, validate=validate.OneOf(LINK_REASONS))
 
 
 class ActivationTokenExpired(_EventData):
@@ -131,8 +132,6 @@ _SCHEMAS: dict[str, Schema] = {
         RegistrationExpired,
     )
 }
-
-EVENT_TYPES = tuple(_SCHEMAS)
 
 
 def schema_for(event_type: str) -> Schema | None:

@@ -47,7 +47,7 @@ from werkzeug.wsgi import ClosingIterator
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CELERY_QUEUES = ("emails", "sweeps")  # shared.celery_app's queues
-DEAD_LETTERS = "dead-letters"  # shared.bus.DEAD_LETTERS (the bus imports this module)
+DEAD_LETTERS = "dead-letters"  # the stream of entries the bus gave up on (shared.bus)
 STREAM_PATTERN = "events:*"
 UNMATCHED = "<unmatched>"
 # What notify's email task returns (services/notify/handlers.py): sent, or given up for good.
@@ -263,19 +263,23 @@ class RedisCollector:
             yield dead
 
     def _queues(self) -> Metric:
-        """Messages waiting in each kombu queue: one Redis list per priority step."""
         family = GaugeMetricFamily(
             "portal_celery_queue_length", "Tasks waiting in a Celery queue", labels=["queue"]
         )
-        with self.redis.pipeline(transaction=False) as pipe:
-            for queue in self.queues:
-                for priority in PRIORITY_STEPS:
-                    pipe.llen(f"{queue}{Channel.sep}{priority}" if priority else queue)
-            lengths = pipe.execute()
-        steps = len(PRIORITY_STEPS)
-        for index, queue in enumerate(self.queues):
-            family.add_metric([queue], sum(lengths[index * steps : (index + 1) * steps]))
+        for queue, length in queue_lengths(self.redis, self.queues).items():
+            family.add_metric([queue], length)
         return family
+
+
+def queue_lengths(client: redis.Redis, queues: Sequence[str]) -> dict[str, int]:
+    """Messages waiting in each kombu queue (one Redis list per priority step), in one round trip."""
+    with client.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            for priority in PRIORITY_STEPS:
+                pipe.llen(f"{queue}{Channel.sep}{priority}" if priority else queue)
+        lengths = pipe.execute()
+    steps = len(PRIORITY_STEPS)
+    return {queue: sum(lengths[i * steps : (i + 1) * steps]) for i, queue in enumerate(queues)}
 
 
 class _ThisProcess:

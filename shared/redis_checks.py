@@ -17,18 +17,18 @@ log = logging.getLogger(__name__)
 SAFE_POLICY = "noeviction"
 
 
-def check_durability(client: redis.Redis, process: str, logger: logging.Logger = log) -> list[str]:
+def check_durability(client: redis.Redis, process: str) -> list[str]:
     """Log a warning for each risky setting; return the warnings (for tests). Never raises."""
     try:
         policy = _config(client, "maxmemory-policy")
         appendonly = _config(client, "appendonly")
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        logger.warning(
+        log.warning(
             "%s: Redis unreachable at start, its eviction and AOF settings are unchecked (%s)", process, exc
         )
         return []
     except redis.RedisError as exc:  # CONFIG disabled, renamed or not allowed to this user
-        logger.warning(
+        log.warning(
             "%s: could not check Redis's eviction and AOF settings (CONFIG refused: %s); make sure "
             "the server runs with maxmemory-policy noeviction and appendonly yes",
             process,
@@ -36,11 +36,11 @@ def check_durability(client: redis.Redis, process: str, logger: logging.Logger =
         )
         return []
     except Exception as exc:  # a start-up diagnostic must never stop the start
-        logger.warning("%s: could not check Redis's eviction and AOF settings (%r)", process, exc)
+        log.warning("%s: could not check Redis's eviction and AOF settings (%r)", process, exc)
         return []
     warnings = []
     if policy is None:
-        logger.info("%s: Redis does not report its maxmemory-policy; eviction unchecked", process)
+        log.info("%s: Redis does not report its maxmemory-policy; eviction unchecked", process)
     elif policy != SAFE_POLICY:
         warnings.append(
             f"{process}: Redis maxmemory-policy is {policy!r}: under memory pressure it may evict keys "
@@ -52,7 +52,7 @@ def check_durability(client: redis.Redis, process: str, logger: logging.Logger =
             "writes. Set appendonly yes for durability."
         )
     for warning in warnings:
-        logger.warning("%s", warning)
+        log.warning("%s", warning)
     return warnings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from limits import parse_many
 
@@ -100,16 +100,15 @@ class Settings:
     rate_limit_resend_per_registration: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_RESEND_PER_REGISTRATION"]
     rate_limit_activation_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_ACTIVATION_PER_IP"]
     rate_limit_activation_per_token: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_ACTIVATION_PER_TOKEN"]
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        port = _int(env, "PORT", 8000, 1)
+        defaults = cls()
+        port = _int(env, "PORT", defaults.port, 1)
         security = env.get("SMTP_SECURITY", "none").strip().lower() or "none"
         if security not in SMTP_SECURITY_MODES:
             raise SettingsError(f"SMTP_SECURITY must be one of {SMTP_SECURITY_MODES}, got {security!r}")
-        defaults = cls()
         return cls(
             redis_url=env.get("REDIS_URL") or defaults.redis_url,
             port=port,
@@ -120,20 +119,22 @@ class Settings:
             smtp_password=env.get("SMTP_PASSWORD") or None,
             smtp_security=security,
             mail_from=env.get("MAIL_FROM") or defaults.mail_from,
-            activation_ttl_seconds=_int(env, "ACTIVATION_TTL_SECONDS", 3600, 1),
-            registration_ttl_seconds=_int(env, "REGISTRATION_TTL_SECONDS", 86400, 1),
-            expiry_sweep_seconds=_int(env, "EXPIRY_SWEEP_SECONDS", 60, 1),
-            captcha_enabled=_bool(env, "CAPTCHA_ENABLED", True),
+            activation_ttl_seconds=_int(env, "ACTIVATION_TTL_SECONDS", defaults.activation_ttl_seconds, 1),
+            registration_ttl_seconds=_int(
+                env, "REGISTRATION_TTL_SECONDS", defaults.registration_ttl_seconds, 1
+            ),
+            expiry_sweep_seconds=_int(env, "EXPIRY_SWEEP_SECONDS", defaults.expiry_sweep_seconds, 1),
+            captcha_enabled=_bool(env, "CAPTCHA_ENABLED", defaults.captcha_enabled),
             secret_key=env.get("SECRET_KEY") or None,
             sirene_dir=env.get("SIRENE_DIR") or defaults.sirene_dir,
             mail_dir=env.get("MAIL_DIR") or defaults.mail_dir,
-            event_wait_seconds=_int(env, "EVENT_WAIT_MS", 5000) / 1000,
-            event_claim_idle_ms=_int(env, "EVENT_CLAIM_IDLE_MS", 30000, 1),
-            event_max_deliveries=_int(env, "EVENT_MAX_DELIVERIES", 5, 1),
-            event_stream_maxlen=_int(env, "EVENT_STREAM_MAXLEN", 1_000_000, 1000),
-            email_retry_backoff_max=_int(env, "EMAIL_RETRY_BACKOFF_MAX", 60, 1),
-            email_max_retries=_int(env, "EMAIL_MAX_RETRIES", 60, 0),
-            rate_limits_enabled=_bool(env, "RATE_LIMITS_ENABLED", True),
+            event_wait_seconds=_int(env, "EVENT_WAIT_MS", round(defaults.event_wait_seconds * 1000)) / 1000,
+            event_claim_idle_ms=_int(env, "EVENT_CLAIM_IDLE_MS", defaults.event_claim_idle_ms, 1),
+            event_max_deliveries=_int(env, "EVENT_MAX_DELIVERIES", defaults.event_max_deliveries, 1),
+            event_stream_maxlen=_int(env, "EVENT_STREAM_MAXLEN", defaults.event_stream_maxlen, 1000),
+            email_retry_backoff_max=_int(env, "EMAIL_RETRY_BACKOFF_MAX", defaults.email_retry_backoff_max, 1),
+            email_max_retries=_int(env, "EMAIL_MAX_RETRIES", defaults.email_max_retries, 0),
+            rate_limits_enabled=_bool(env, "RATE_LIMITS_ENABLED", defaults.rate_limits_enabled),
             **{name.lower(): _rate(env, name, default) for name, default in RATE_LIMIT_DEFAULTS.items()},
         )
 

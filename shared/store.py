@@ -26,14 +26,14 @@ def connect(settings: Settings) -> redis.Redis:
     )
 
 
-def wait_for(fetch: Callable[[], T | None], timeout: float, first_pause: float = 0.005) -> T | None:
+def wait_for(fetch: Callable[[], T | None], timeout: float) -> T | None:
     """Call `fetch` until it returns something or `timeout` seconds pass.
 
     Used when a request arrives before the event that prepares its data has been handled:
     the answer waits a little instead of being wrong or half-built.
     """
     deadline = time.monotonic() + timeout
-    pause = first_pause
+    pause = 0.005
     while True:
         value = fetch()
         if value is not None or time.monotonic() >= deadline:

@@ -32,7 +32,3 @@ def wait_for_event(
         if time.monotonic() > deadline:
             raise AssertionError(f"no {count} {event_type} event(s) within {timeout}s (saw {len(found)})")
         time.sleep(0.02)
-
-
-def next_event(client: redis.Redis, event_type: str, registration_id: str, timeout: float = 10) -> Event:
-    return wait_for_event(client, event_type, timeout, lambda e: e.subject == registration_id)[0]

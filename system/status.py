@@ -18,15 +18,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import redis
-from kombu.transport.redis import PRIORITY_STEPS, Channel
+from kombu.transport.redis import Channel
 
 from shared.bus import DEAD_LETTERS
-from shared.celery_app import make_celery
+from shared.metrics import CELERY_QUEUES, STREAM_PATTERN, queue_lengths
 from shared.settings import Settings, SettingsError
 from shared.store import connect, public_url
 from system.dead_letters import DeadLetter, read_letter
 
-STREAM_PATTERN = "events:*"
 LAG_SCAN_LIMIT = 10_000
 REASON_WIDTH = 100
 
@@ -79,7 +78,7 @@ def collect(
         redis_version=str(client.info("server").get("redis_version", "?")),
         streams=[_stream_status(client, name) for name in _event_streams(client)],
         dead_letters=_dead_letters(client, dead_letter_count),
-        queues=[QueueStatus(name, _queue_length(client, name)) for name in queues],
+        queues=[QueueStatus(name, length) for name, length in queue_lengths(client, queues).items()],
         unacked=client.hlen(Channel.unacked_key),
     )
 
@@ -115,14 +114,6 @@ def _dead_letters(client: redis.Redis, count: int) -> DeadLetters:
     return DeadLetters(
         client.xlen(DEAD_LETTERS), [read_letter(entry_id, fields) for entry_id, fields in latest]
     )
-
-
-def _queue_length(client: redis.Redis, queue: str) -> int:
-    """Messages waiting in a kombu queue: one Redis list per priority step."""
-    with client.pipeline(transaction=False) as pipe:
-        for priority in PRIORITY_STEPS:
-            pipe.llen(f"{queue}{Channel.sep}{priority}" if priority else queue)
-        return sum(pipe.execute())
 
 
 def render_text(status: Status) -> str:
@@ -184,9 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Configuration invalide : {exc}", file=sys.stderr)
         return 1
     client = connect(settings)
-    queues = [queue.name for queue in make_celery(settings).conf.task_queues]
     try:
-        status = collect(client, queues, settings.redis_url, max(args.dead_letters, 0))
+        status = collect(client, CELERY_QUEUES, settings.redis_url, max(args.dead_letters, 0))
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         print(f"Redis injoignable à {public_url(settings.redis_url)} : {exc}", file=sys.stderr)
         return 1

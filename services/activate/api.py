@@ -32,9 +32,9 @@ def _deps():
 
 @blp.after_request
 def _private(response):
-    """Answers hold personal data, and activation URLs hold a secret: keep both out of caches."""
+    """Answers hold personal data, and activation URLs hold a secret: keep both out of caches
+    (`shared.web` already keeps the URL out of Referer headers)."""
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 

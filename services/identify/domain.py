@@ -23,7 +23,6 @@ STRUCTURE_CONFIRMED = "structure_confirmed"
 WORKSPACES_CHOSEN = "workspaces_chosen"
 ACTIVATED = "activated"
 EXPIRED = "expired"
-STATUSES = (STARTED, STRUCTURE_CONFIRMED, WORKSPACES_CHOSEN, ACTIVATED, EXPIRED)
 
 
 @dataclass(frozen=True)

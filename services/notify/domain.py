@@ -13,7 +13,6 @@ from shared.wording import validity_in_words
 
 SUBJECT = "Activez votre compte sur le portail de facturation"
 ATTEMPT_SUBJECT = "Tentative de création de compte avec votre adresse électronique"
-REASONS = ("created", "resent")
 
 _MONTHS = (
     "janvier",

@@ -79,9 +79,6 @@ def send_activation_email(
     Raises `TryLater` when SMTP is unavailable or another copy of the task is sending.
     """
     registration_id = data.get("registration_id", "?")
-    if repo.outcome(event_id):
-        log.info("activation email of event %s already dealt with", event_id)
-        return ALREADY_DONE
     facts = _facts(contracts.ActivationLinkIssued(), event_id, data)
     if facts is None:
         return DROPPED
@@ -125,9 +122,6 @@ def send_attempt_email(
     Same guarantees as the activation email: once per event, retried while SMTP is away.
     """
     registration_id = data.get("registration_id", "?")
-    if repo.outcome(event_id):
-        log.info("registration-attempt email of event %s already dealt with", event_id)
-        return ALREADY_DONE
     facts = _facts(contracts.RegistrationAttemptOnExistingAccount(), event_id, data)
     if facts is None:
         return DROPPED
@@ -181,13 +175,14 @@ def deliver_once(
     unavailable or another copy holds the lease.
     """
     kind, event_id, registration_id = outbound.kind, outbound.event_id, outbound.registration_id
-    owner = repo.take_lease(event_id)
+    lease = repo.take_lease(event_id)
+    if lease.outcome:
+        log.info("%s email of event %s already dealt with", kind, event_id)
+        return ALREADY_DONE
+    owner = lease.owner
     if owner is None:
         raise TryLater(f"another copy of this task is sending this {kind} email")
     try:
-        if repo.outcome(event_id):  # the other copy finished between our two looks
-            repo.release_lease(event_id, owner)
-            return ALREADY_DONE
         now = clock()
         message = mailer.build_message(
             outbound.render(),

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import redis
 from redis.client import Pipeline
@@ -29,6 +30,15 @@ def _lease_key(event_id: str) -> str:
     return f"notify:email-lease:{event_id}"
 
 
+@dataclass(frozen=True)
+class Lease:
+    """What `take_lease` found: the email already dealt with (`outcome`), or the lease taken
+    (`owner`), or neither (another copy of the task is sending)."""
+
+    owner: str | None = None
+    outcome: str | None = None
+
+
 class NotifyRepository:
     def __init__(self, client: redis.Redis, owner: str | None = None) -> None:
         self.redis = client
@@ -38,18 +48,22 @@ class NotifyRepository:
         """`sent` or `refused` once the email of `event_id` is dealt with, else None."""
         return self.redis.hget(_email_key(event_id), "status")
 
-    def take_lease(self, event_id: str, seconds: int = LEASE_SECONDS) -> str | None:
-        """The lease's owner, or None when another copy holds it. A lease already ours (the same
-        message, delivered again after its worker died) is taken over."""
-        key = _lease_key(event_id)
+    def take_lease(self, event_id: str, seconds: int = LEASE_SECONDS) -> Lease:
+        """Take the lease of `event_id`'s email unless the email is already dealt with or another
+        copy holds the lease; both are read in the same round trip as the lease is watched. A
+        lease already ours (the same message, delivered again after its worker died) is taken
+        over."""
+        key, email = _lease_key(event_id), _email_key(event_id)
 
-        def attempt(pipe: Pipeline) -> str | None:
-            (holder,) = watch_and_read(pipe, key, ("GET", key))
+        def attempt(pipe: Pipeline) -> Lease:
+            holder, outcome = watch_and_read(pipe, [key, email], ("GET", key), ("HGET", email, "status"))
             pipe.multi()
+            if outcome:
+                return Lease(outcome=outcome)
             if holder not in (None, self.owner):
-                return None
+                return Lease()
             pipe.set(key, self.owner, ex=seconds)
-            return self.owner
+            return Lease(owner=self.owner)
 
         return self.redis.transaction(attempt, value_from_callable=True)
 

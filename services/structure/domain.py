@@ -24,7 +24,6 @@ FOUND = "found"
 UNKNOWN = "unknown"
 CLOSED = "closed"
 NOT_APPLICABLE = "not_applicable"  # identifier types other than SIRET are not looked up
-LOOKUP_OUTCOMES = (FOUND, UNKNOWN, CLOSED, NOT_APPLICABLE)
 
 LOOKUP_ERRORS = {
     UNKNOWN: "Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE.",

@@ -147,12 +147,6 @@ class StructureRepository:
 
         return self.redis.transaction(attempt, value_from_callable=True)
 
-    def structure(self, structure_id: str) -> dict[str, str] | None:
-        return self.redis.hgetall(_structure_key(structure_id)) or None
-
-    def structure_id_of(self, identity: Identity) -> str | None:
-        return self.redis.get(_identity_key(identity))
-
     # Captchas ----------------------------------------------------------------------------
 
     def save_captcha(self, captcha_id: str, stored: StoredCaptcha, png: bytes, ttl_seconds: int) -> None:

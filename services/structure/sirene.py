@@ -18,7 +18,6 @@ ESTABLISHMENTS_FILE = "StockEtablissement_extrait.csv"
 LEGAL_UNITS_FILE = "StockUniteLegale_extrait.csv"
 
 MASKED = "[ND]"  # INSEE's value for a field hidden at the unit's request ("non diffusible")
-INDIVIDUAL = "1000"  # categorieJuridiqueUniteLegale of an entrepreneur individuel
 
 # INSEE's codes of typeVoieEtablissement, written out as La Poste writes them (upper case, no
 # accents). Zone codes (ZA, ZAC, ZI…) are commonly written abbreviated and stay as they are,

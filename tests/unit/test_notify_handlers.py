@@ -8,6 +8,7 @@ from email.message import EmailMessage
 import pytest
 
 from services.notify import handlers, mailer
+from services.notify.repository import Lease
 from shared.events import new_event
 from shared.sealing import seal
 from shared.settings import Settings
@@ -25,10 +26,12 @@ class FakeRepo:
         return self.records.get(event_id, {}).get("status")
 
     def take_lease(self, event_id, seconds=120):
+        if self.outcome(event_id):
+            return Lease(outcome=self.outcome(event_id))
         if event_id in self.leases:
-            return None
+            return Lease()
         self.leases[event_id] = f"owner-{event_id}"
-        return self.leases[event_id]
+        return Lease(owner=self.leases[event_id])
 
     def release_lease(self, event_id, owner):
         if self.leases.get(event_id) == owner:
