@@ -70,28 +70,19 @@ def _validity() -> str:
 
 @bp.get("/registrations/<registration_id>/workspaces")
 def workspaces(registration_id: str):
-    deps = _deps()
-    try:
-        account = handlers.find_account(registration_id, deps.repo, deps.settings)
-    except NotFound as error:
-        return problem_page(error, step=STEP_WORKSPACES)
-    if account.status != domain.PENDING:
-        return redirect(url_for(".created", registration_id=registration_id), code=303)
+    account, answer = _pending_account(registration_id)
+    if answer is not None:
+        return answer
     return _render_workspaces(account, {w.code: w.default for w in domain.WORKSPACES}, {})
 
 
 @bp.post("/registrations/<registration_id>/workspaces")
 def choose_workspaces(registration_id: str):
     deps = _deps()
-    try:
-        account = handlers.find_account(registration_id, deps.repo, deps.settings)
-    except NotFound as error:
-        return problem_page(error, step=STEP_WORKSPACES)
-    if account.status != domain.PENDING:  # sent twice (back button, double click): already done
-        return redirect(url_for(".created", registration_id=registration_id), code=303)
     choices, errors = _read_switches(request.form)
     if errors:
-        return _render_workspaces(account, choices, errors), 422
+        account, answer = _pending_account(registration_id)
+        return answer if answer is not None else (_render_workspaces(account, choices, errors), 422)
     try:
         handlers.choose_workspaces(
             registration_id,
@@ -102,9 +93,26 @@ def choose_workspaces(registration_id: str):
         )
     except (NotFound, Conflict) as error:
         current = deps.repo.get_account(registration_id)
-        if current is not None and current.status != domain.PENDING:  # a concurrent submit won
-            return redirect(url_for(".created", registration_id=registration_id), code=303)
+        if current is not None and current.status != domain.PENDING:  # sent twice, or a concurrent submit won
+            return _to_created(registration_id)
         return problem_page(error, step=STEP_WORKSPACES)
+    return _to_created(registration_id)
+
+
+def _pending_account(registration_id: str):
+    """The account still choosing its workspaces and None, or None and the answer to give: a
+    problem page (unknown registration) or, once chosen, the "created" page."""
+    deps = _deps()
+    try:
+        account = handlers.find_account(registration_id, deps.repo, deps.settings)
+    except NotFound as error:
+        return None, problem_page(error, step=STEP_WORKSPACES)
+    if account.status != domain.PENDING:
+        return None, _to_created(registration_id)
+    return account, None
+
+
+def _to_created(registration_id: str):
     return redirect(url_for(".created", registration_id=registration_id), code=303)
 
 
