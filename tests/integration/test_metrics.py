@@ -57,7 +57,16 @@ def figures(text: str) -> dict[tuple[str, frozenset], float]:
 
 
 def value(text: str, name: str, **labels: str) -> float:
+    """A counter's value; a labelled counter never incremented is not shown, and counts 0."""
     return figures(text).get((name, frozenset(labels.items())), 0.0)
+
+
+def gauge(text: str, name: str, **labels: str) -> float:
+    """A sample that must be shown, whatever its value."""
+    found = figures(text)
+    key = (name, frozenset(labels.items()))
+    assert key in found, f"{name} {labels} is not shown"
+    return found[key]
 
 
 def scrape(client, path: str) -> str:
@@ -223,7 +232,7 @@ def test_liveness_needs_no_redis_and_readiness_does(settings):
     assert client.get("/probe/livez").status_code == 200
     assert client.get("/probe/healthz").status_code == 503
     text = scrape(client, "/probe/metrics")  # still answers, and says Redis did not
-    assert value(text, "portal_redis_up") == 0
+    assert gauge(text, "portal_redis_up") == 0
 
 
 # --- events ----------------------------------------------------------------------------------------
@@ -310,7 +319,7 @@ def test_group_gauges_are_what_xinfo_says_for_the_service_group_only(settings, r
     assert value(text, "portal_event_group_lag", **labels) == info["lag"] == 1
     assert value(text, "portal_event_group_consumers", **labels) == info["consumers"] == 2
     assert value(text, "portal_event_stream_length", stream=STARTED) == redis_client.xlen(STARTED) == 4
-    assert value(text, "portal_redis_up") == 1
+    assert gauge(text, "portal_redis_up") == 1
     names = {key[0] for key in figures(text)}
     assert "portal_celery_queue_length" not in names and "portal_dead_letters" not in names
     gauges = [
@@ -486,6 +495,6 @@ def test_processes_sharing_a_directory_add_up(tmp_path, redis_server):
     ).stdout
     assert value(shown, "portal_events_published_total", type="RegistrationStarted") == 5
     assert value(shown, "portal_http_requests_total", method="GET", route="/x/<token>", status="200") == 2
-    assert value(shown, "portal_redis_up") == 1
+    assert gauge(shown, "portal_redis_up") == 1
     files = sorted(path.name for path in tmp_path.iterdir())
     assert files and all(name.startswith(("counter_", "histogram_")) for name in files)
