@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install browser-deps status dead-letters bench clean
+.PHONY: run test lint install browser-deps tool-deps status dead-letters bench clean
 
 # Browser tests drive Debian's Chromium with Playwright and check pages with axe-core (npm).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -28,6 +28,28 @@ browser-deps: $(AXE)
 	  echo "Installing Debian's chromium for the browser tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
+# The gateway's nginx.conf is run in front of a recording backend (tests/integration/test_compose.py)
+# and wrk replays requests (tests/integration/test_bench_smoke.py): Debian's packages, installed
+# when missing. Debian's nginx starts a server on port 80 when it is installed: a policy-rc.d that
+# refuses every start (exit 101) is in place during the install (unless the machine has one, as
+# Docker images do), and the service is left disabled at boot.
+TEST_TOOLS := nginx wrk
+
+tool-deps:
+	@missing=; for tool in $(TEST_TOOLS); do \
+	  command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || missing="$$missing $$tool"; \
+	done; \
+	[ -z "$$missing" ] || { \
+	  echo "Installing Debian's$$missing for the tests (no server started)"; \
+	  $(SUDO) sh -c ' \
+	    policy=/usr/sbin/policy-rc.d; placed=; \
+	    if [ ! -e $$policy ]; then printf "#!/bin/sh\nexit 101\n" >$$policy && chmod 755 $$policy && placed=1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$$@"; \
+	    status=$$?; [ -z "$$placed" ] || rm -f $$policy; \
+	    case " $$* " in *" nginx "*) \
+	      { systemctl disable --quiet nginx || update-rc.d nginx disable; } >/dev/null 2>&1;; esac; \
+	    exit $$status' sh $$missing; }
+
 $(AXE): tests/e2e/package.json tests/e2e/package-lock.json
 	cd tests/e2e && npm ci --silent --no-audit --no-fund
 	touch $(AXE)
@@ -45,7 +67,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: $(STAMP) lint browser-deps
+test: $(STAMP) lint browser-deps tool-deps
 	$(VENV)/bin/pytest
 
 clean:

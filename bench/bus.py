@@ -1,6 +1,6 @@
 """Event bus: publish-to-handled latency at a fixed rate, and the consumer loop's throughput.
 
-Latency: this process publishes `RegistrationStarted` events with `shared.bus.publish` (one
+Latency: this process publishes `RegistrationStarted` events with `shared.events.append_to_stream` (one
 MULTI/EXEC each, as a service does) at a fixed rate, the send time in the event's data; a
 `shared.bus.Consumer` in another process handles them with a trivial handler writing one key,
 and notes `now - sent` once the handler's transaction (write + seen-marker + XACK) committed.
@@ -17,14 +17,16 @@ import multiprocessing
 import time
 
 import redis
-from redis.client import Pipeline
 
 from bench.harness import Deadline, Result, percentile, say
-from shared.bus import Consumer, publish, stream_for
-from shared.events import Event
+from shared.bus import Consumer
+from shared.events import Event, append_to_stream, stream_for
+from shared.settings import Settings
+from shared.unit_of_work import UnitOfWork
 
 EVENT_TYPE = "RegistrationStarted"
 STREAM = stream_for(EVENT_TYPE)
+MAXLEN = Settings.event_stream_maxlen
 BATCH = 20  # the Consumer's default XREADGROUP count, used by both loops
 
 
@@ -44,9 +46,8 @@ def bench_event(n: int, sent_at: float | None = None) -> Event:
     return Event(type=EVENT_TYPE, source="/services/bench", subject=registration_id, data=data)
 
 
-def write_one_key(event: Event, pipe: Pipeline) -> None:
-    pipe.multi()
-    pipe.set(f"bench:handled:{event.id}", "1", ex=3600)
+def write_one_key(event: Event, uow: UnitOfWork) -> None:
+    uow.writes.set(f"bench:handled:{event.id}", "1", ex=3600)
 
 
 class TimedConsumer(Consumer):
@@ -93,7 +94,7 @@ def measure_latency(url: str, rate: float, seconds: float) -> Result:
             if pause > 0:
                 time.sleep(pause)
             with client.pipeline(transaction=True) as pipe:
-                publish(pipe, bench_event(n, time.time()))
+                append_to_stream(pipe, bench_event(n, time.time()), MAXLEN)
                 pipe.execute()
         published_in = time.monotonic() - start
         if not receive.poll(seconds + 40):
@@ -125,7 +126,7 @@ def measure_latency(url: str, rate: float, seconds: float) -> Result:
 def fill(client: redis.Redis, count: int) -> None:
     with client.pipeline(transaction=False) as pipe:
         for n in range(count):
-            publish(pipe, bench_event(n))
+            append_to_stream(pipe, bench_event(n), MAXLEN)
             if n % 500 == 499:
                 pipe.execute()
         pipe.execute()

@@ -68,7 +68,7 @@ def rendered(settings: Settings, data: dict) -> EmailMessage:
         reason=data["reason"],
     )
     return mailer.build_message(
-        emails.render_activation(email), to=email.to, mail_from=settings.mail_from, now=datetime.now(UTC)
+        emails.render(email), to=email.to, mail_from=settings.mail_from, now=datetime.now(UTC)
     )
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import redis
 
 from bench.harness import Processes, processes, python_env, wait_http
-from system.launcher import in_background, plan
+from system.launcher import plan
 from tests.servers import RedisServer, free_port
+from tests.system import in_background
 
 SERVICES = ("identify", "structure", "activate", "notify")
 

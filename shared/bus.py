@@ -1,7 +1,7 @@
 """Domain events on Redis Streams, delivered at least once.
 
-Publishing: `publish(pipe, event)` queues the XADD on a MULTI pipeline, so the event commits
-together with the state change it announces.
+Publishing is the unit of work's (`shared.unit_of_work`): an event commits together with the
+state change it announces.
 
 Consuming: a `Consumer` reads the streams of the event types it handles with XREADGROUP in
 the group named after its service. For each entry it runs the handler inside a Redis
@@ -28,12 +28,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import redis
-from redis.client import Pipeline
 
 from shared import logs, metrics
-from shared.events import Event, validate_data
+from shared.events import Event, stream_for
 from shared.settings import Settings
-from shared.watching import watch_and_read
+from shared.unit_of_work import RedisUnitOfWork, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -41,44 +40,10 @@ DEAD_LETTERS = metrics.DEAD_LETTERS
 SEEN_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_MAXLEN = Settings.event_stream_maxlen
 
-Handler = Callable[[Event, Pipeline], None]
-"""A handler gets the event and a pipeline in WATCH mode: it may watch more keys and read
-through it, then must call `pipe.multi()` before queueing its writes (the bus calls it if the
-handler wrote nothing). The bus adds the seen-marker and executes."""
-
-
-def stream_for(event_type: str) -> str:
-    return f"events:{event_type}"
-
-
-def publish(pipe: Pipeline, event: Event, maxlen: int = DEFAULT_MAXLEN) -> None:
-    """Queue `event` on `pipe`; it is written when the caller's transaction executes."""
-    validate_data(event.type, event.data)
-    pipe.xadd(stream_for(event.type), {"event": event.to_json()}, maxlen=maxlen, approximate=True)
-    _count_when_committed(pipe, event.type)
-
-
-def _count_when_committed(pipe: Pipeline, event_type: str) -> None:
-    """Count the event as published once `pipe` executes, not before: a transaction that a
-    WATCH aborts (and runs again) or that is never executed publishes nothing."""
-    queued: list[str] | None = pipe.__dict__.get("_portal_published")
-    if queued is None:
-        queued = pipe._portal_published = []  # type: ignore[attr-defined]
-        execute = pipe.execute
-
-        def execute_and_count(*args, **kwargs):
-            try:
-                result = execute(*args, **kwargs)
-            except BaseException:
-                queued.clear()
-                raise
-            for committed in queued:
-                metrics.EVENTS_PUBLISHED.labels(committed).inc()
-            queued.clear()
-            return result
-
-        pipe.execute = execute_and_count  # type: ignore[method-assign]
-    queued.append(event_type)
+Handler = Callable[[Event, UnitOfWork], None]
+"""An event handler is the body of the bus's transaction: it reads through the unit of work's
+repositories and records its changes; the bus adds the seen-marker and the XACK and commits."""
+UnitOfWorkFactory = Callable[[], RedisUnitOfWork]
 
 
 def default_consumer_name() -> str:
@@ -110,6 +75,7 @@ class Consumer:
         group: str,
         handlers: Mapping[str, Handler],
         *,
+        unit_of_work: UnitOfWorkFactory | None = None,
         name: str | None = None,
         claim_idle_ms: int = 30000,
         max_deliveries: int = 5,
@@ -120,6 +86,9 @@ class Consumer:
         self.redis = client
         self.group = group
         self.handlers = dict(handlers)
+        self.unit_of_work = unit_of_work or (
+            lambda: RedisUnitOfWork(client, group, stream_maxlen=stream_maxlen)
+        )
         self.name = name or default_consumer_name()
         self.claim_idle_ms = claim_idle_ms
         self.max_deliveries = max_deliveries
@@ -257,26 +226,20 @@ class Consumer:
     def _apply(self, delivery: Delivery, event: Event, handler: Handler) -> None:
         """Run the handler; its writes, the seen-marker and the XACK commit together.
 
-        The seen-marker is watched and checked in one round trip (`watch_and_read`): a copy of
-        this entry handled meanwhile by another consumer (after a claim) aborts this
-        transaction, and the retry finds the marker and only acknowledges."""
+        The seen-marker is a guarded read: a copy of this entry handled meanwhile by another
+        consumer (after a claim) makes the commit run the body again, which then finds the
+        marker and only acknowledges."""
         seen_key = f"{self.group}:seen:{event.source}:{event.id}"
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    (seen,) = watch_and_read(pipe, seen_key, ("EXISTS", seen_key))
-                    if seen:
-                        pipe.multi()
-                    else:
-                        handler(event, pipe)
-                        if not pipe.explicit_transaction:
-                            pipe.multi()
-                        pipe.set(seen_key, "1", ex=SEEN_TTL_SECONDS)
-                    pipe.xack(delivery.stream, self.group, delivery.entry_id)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+        uow = self.unit_of_work()
+
+        def body() -> None:
+            (seen,) = uow.read(seen_key, ("EXISTS", seen_key))
+            if not seen:
+                handler(event, uow)
+                uow.writes.set(seen_key, "1", ex=SEEN_TTL_SECONDS)
+            uow.writes.xack(delivery.stream, self.group, delivery.entry_id)
+
+        uow.run(body)
 
     def _times_delivered(self, delivery: Delivery) -> int:
         info = self.redis.xpending_range(delivery.stream, self.group, delivery.entry_id, delivery.entry_id, 1)

@@ -4,8 +4,9 @@
 Tasks live with the service whose data they touch (`services/*/tasks.py`).
 
 Its signals, for every task of any app of this process: a task's log lines carry the
-`registration_id` of its arguments; emails sent, failed and retried, and what the sweeps
-expired, are counted (`shared.metrics`); the worker and beat log like every other process.
+`registration_id` of its arguments; retries and failures are counted by task name (what a task
+did is counted by the task itself, `shared.metrics.count_outcome`); the worker and beat log like
+every other process.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ class PortalCelery(Celery):
     @cached_property
     def redis(self) -> redis.Redis:
         return connect(self.settings)
+
+    @cached_property
+    def wirings(self) -> dict[str, Any]:
+        """Each service's wiring in this process, built once (`shared.bootstrap.for_celery`)."""
+        return {}
 
 
 def make_celery(settings: Settings) -> PortalCelery:
@@ -99,11 +105,6 @@ def _unbind_registration(task_id: str = "", **_: Any) -> None:
     token = _bound.pop(task_id, None)
     if token is not None:
         logs.unbind(token)
-
-
-@signals.task_success.connect(weak=False)
-def _count_success(sender: Any = None, result: Any = None, **_: Any) -> None:
-    metrics.task_succeeded(getattr(sender, "name", ""), result)
 
 
 @signals.task_failure.connect(weak=False)

@@ -6,10 +6,27 @@ a producer can add facts without breaking older consumers.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
 from marshmallow import INCLUDE, Schema, fields, validate
 
-ROLE_PRINCIPAL_MANAGER = "GESTIONNAIRE_PRINCIPAL"
-LINK_REASONS = ("created", "resent")  # why a link went out: step 3, or a resend
+
+class Role(StrEnum):
+    GESTIONNAIRE_PRINCIPAL = "GESTIONNAIRE_PRINCIPAL"
+    UTILISATEUR = "UTILISATEUR"
+
+
+class LinkReason(StrEnum):
+    """Why an activation link went out: step 3, or a resend."""
+
+    CREATED = "created"
+    RESENT = "resent"
+
+
+ROLE_PRINCIPAL_MANAGER = Role.GESTIONNAIRE_PRINCIPAL
+LINK_REASONS = tuple(LinkReason)
 
 
 class _EventData(Schema):
@@ -19,7 +36,7 @@ class _EventData(Schema):
     registration_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
-class RegistrationStarted(_EventData):
+class RegistrationStartedData(_EventData):
     login_email = fields.Email(required=True)
     identifier_type = fields.String(required=True)
     identifier = fields.String(required=True)
@@ -61,20 +78,20 @@ class _Features(Schema):
     dume = fields.Boolean(required=True)
 
 
-class StructureConfirmed(_EventData):
+class StructureConfirmedData(_EventData):
     structure_id = fields.String(required=True)
     structure = fields.Nested(_StructureFacts, required=True)
     user = fields.Nested(_PersonFacts, required=True)
     features = fields.Nested(_Features, required=True)
 
 
-class WorkspacesChosen(_EventData):
+class WorkspacesChosenData(_EventData):
     account_id = fields.String(required=True)
     workspaces = fields.List(fields.String(), required=True)
     token_expires_at = fields.DateTime(required=True)
 
 
-class ActivationLinkIssued(_EventData):
+class ActivationLinkIssuedData(_EventData):
     """Asks notify to email a link. The token is sealed with SECRET_KEY, never in clear."""
 
     account_id = fields.String(required=True)
@@ -87,7 +104,7 @@ class ActivationLinkIssued(_EventData):
     reason = fields.String(required=True, validate=validate.OneOf(LINK_REASONS))
 
 
-class RegistrationAttemptOnExistingAccount(_EventData):
+class RegistrationAttemptOnExistingAccountData(_EventData):
     """Step 3 or a resend for a login email that an active account already uses.
 
     The newcomer's answer is the same as for a free email, and no link is sent: notify tells the
@@ -104,32 +121,112 @@ class RegistrationAttemptOnExistingAccount(_EventData):
     reason = fields.String(required=True, validate=validate.OneOf(LINK_REASONS))
 
 
-class ActivationTokenExpired(_EventData):
+class ActivationTokenExpiredData(_EventData):
     account_id = fields.String(required=True)
     token_expires_at = fields.DateTime(required=True)
 
 
-class AccountActivated(_EventData):
+class AccountActivatedData(_EventData):
     account_id = fields.String(required=True)
     structure_id = fields.String(required=True)
     role = fields.String(required=True)
 
 
-class RegistrationExpired(_EventData):
+class RegistrationExpiredData(_EventData):
+    pass
+
+
+# --- the events as objects: what a producer builds and the unit of work publishes ---------------
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """One event of the contract; its class name is its type, its fields are its data."""
+
+    registration_id: str
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+    def data(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RegistrationStarted(DomainEvent):
+    login_email: str
+    identifier_type: str
+    identifier: str
+    country: str
+
+
+@dataclass(frozen=True)
+class StructureConfirmed(DomainEvent):
+    structure_id: str
+    structure: dict[str, Any]
+    user: dict[str, Any]
+    features: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class WorkspacesChosen(DomainEvent):
+    account_id: str
+    workspaces: list[str]
+    token_expires_at: str
+
+
+@dataclass(frozen=True)
+class ActivationLinkIssued(DomainEvent):
+    account_id: str
+    login_email: str
+    first_name: str
+    last_name: str
+    sealed_token: str
+    token_expires_at: str
+    ttl_seconds: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RegistrationAttemptOnExistingAccount(DomainEvent):
+    login_email: str
+    first_name: str | None
+    last_name: str | None
+    attempted_at: str
+    token_expires_at: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ActivationTokenExpired(DomainEvent):
+    account_id: str
+    token_expires_at: str
+
+
+@dataclass(frozen=True)
+class AccountActivated(DomainEvent):
+    account_id: str
+    structure_id: str
+    role: str
+
+
+@dataclass(frozen=True)
+class RegistrationExpired(DomainEvent):
     pass
 
 
 _SCHEMAS: dict[str, Schema] = {
-    cls.__name__: cls()
-    for cls in (
-        RegistrationStarted,
-        StructureConfirmed,
-        WorkspacesChosen,
-        ActivationLinkIssued,
-        RegistrationAttemptOnExistingAccount,
-        ActivationTokenExpired,
-        AccountActivated,
-        RegistrationExpired,
+    schema.__name__.removesuffix("Data"): schema()
+    for schema in (
+        RegistrationStartedData,
+        StructureConfirmedData,
+        WorkspacesChosenData,
+        ActivationLinkIssuedData,
+        RegistrationAttemptOnExistingAccountData,
+        ActivationTokenExpiredData,
+        AccountActivatedData,
+        RegistrationExpiredData,
     )
 }
 

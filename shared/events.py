@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError
+from redis.client import Pipeline
 
 from shared import contracts
+from shared.contracts import DomainEvent
+from shared.timestamps import now_iso_utc
 
 
 class InvalidEvent(ValueError):
@@ -23,7 +25,7 @@ class InvalidEvent(ValueError):
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return now_iso_utc("milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,24 @@ def validate_data(event_type: str, data: Any) -> dict[str, Any]:
     return data
 
 
+def envelope(event: DomainEvent, source: str) -> Event:
+    """`event` in its CloudEvents envelope; its data is checked when it is appended."""
+    return Event(type=event.type, source=source, subject=event.registration_id, data=event.data())
+
+
 def new_event(event_type: str, service: str, registration_id: str, data: dict[str, Any]) -> Event:
-    """Build an event; `data` gets the registration id it is about. Its data is checked against
-    the contract once, when it is published (`shared.bus.publish`)."""
+    """An envelope built from plain data (for tests and tools that speak the contract as JSON);
+    checked when it is appended."""
     data = {"registration_id": registration_id, **data}
     return Event(type=event_type, source=f"/services/{service}", subject=registration_id, data=data)
+
+
+def stream_for(event_type: str) -> str:
+    return f"events:{event_type}"
+
+
+def append_to_stream(pipe: Pipeline, event: Event, maxlen: int, *, validated: bool = False) -> None:
+    """Queue the XADD of `event` on `pipe`; it is written when the pipeline executes."""
+    if not validated:
+        validate_data(event.type, event.data)
+    pipe.xadd(stream_for(event.type), {"event": event.to_json()}, maxlen=maxlen, approximate=True)

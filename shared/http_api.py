@@ -2,7 +2,8 @@
 metrics and the registration id of each request's log lines.
 
 Every error leaves as `{"code", "status", "message", "errors": {"field": ["why"]}}`, with
-nested fields named by dots (`structure.city`). Validation errors are 422.
+nested fields named by dots (`structure.city`). Validation errors are 422; their messages are
+French because the schemas are (`shared.schemas.PortalSchema`); a body that is not JSON is 400.
 
 Each service answers `/{service}/livez` (the process answers; no Redis call), `/{service}/healthz`
 (ready: Redis answers) and `/{service}/metrics` (Prometheus, see `shared.metrics`).
@@ -11,7 +12,7 @@ Each service answers `/{service}/livez` (the process answers; no Redis call), `/
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -23,33 +24,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import logs, metrics
 from shared.errors import DomainError
+from shared.schemas import INVALID_JSON
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 
-_FRENCH = {
-    "Missing data for required field.": "Ce champ est obligatoire.",
-    "Field may not be null.": "Ce champ ne peut pas être vide.",
-    "Not a valid string.": "Une chaîne de caractères est attendue.",
-    "Not a valid boolean.": "La valeur doit être vrai ou faux.",
-    "Not a valid integer.": "Un nombre entier est attendu.",
-    "Not a valid email address.": "Adresse électronique invalide.",
-    "Not a valid list.": "Une liste est attendue.",
-    "Not a valid mapping type.": "Un objet JSON est attendu.",
-    "Unknown field.": "Champ inconnu.",
-    "Invalid input type.": "Un objet JSON est attendu.",
-    "Invalid value.": "Valeur invalide.",
-    "Invalid JSON body.": "Le corps de la requête n'est pas un JSON valide.",
-}
-_FRENCH_PATTERNS = [
-    (re.compile(r"^Longer than maximum length (\d+)\.$"), r"Au plus \1 caractères."),
-    (re.compile(r"^Shorter than minimum length (\d+)\.$"), r"Au moins \1 caractères."),
-    (re.compile(r"^Length must be between (\d+) and (\d+)\.$"), r"Entre \1 et \2 caractères."),
-    (re.compile(r"^Length must be (\d+)\.$"), r"Exactement \1 caractères."),
-    (re.compile(r"^Must be one of: (.*)\.$"), r"Valeur attendue parmi : \1."),
-    (re.compile(r"^Must be equal to (.*)\.$"), r"La valeur doit être \1."),
-]
 _SUMMARY = {
     400: "Requête invalide.",
     404: "Ressource introuvable.",
@@ -64,17 +44,8 @@ _SUMMARY = {
 }
 
 
-def french(message: str) -> str:
-    if message in _FRENCH:
-        return _FRENCH[message]
-    for pattern, replacement in _FRENCH_PATTERNS:
-        if pattern.match(message):
-            return pattern.sub(replacement, message)
-    return message
-
-
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """`{"structure": {"city": ["…"]}}` → `{"structure.city": ["…"]}`, translated."""
+    """`{"structure": {"city": ["…"]}}` → `{"structure.city": ["…"]}`."""
     flat: dict[str, list[str]] = {}
     if isinstance(messages, dict):
         for key, value in messages.items():
@@ -82,7 +53,7 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
             for field, msgs in flatten_errors(value, name).items():
                 flat.setdefault(field, []).extend(msgs)
     elif isinstance(messages, (list, tuple)):
-        strings = [french(str(m)) for m in messages if not isinstance(m, (dict, list))]
+        strings = [str(m) for m in messages if not isinstance(m, (dict, list))]
         if strings:
             flat[prefix or "_schema"] = strings
         for m in messages:
@@ -90,12 +61,16 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
                 for field, msgs in flatten_errors(m, prefix).items():
                     flat.setdefault(field, []).extend(msgs)
     else:
-        flat[prefix or "_schema"] = [french(str(messages))]
+        flat[prefix or "_schema"] = [str(messages)]
     return flat
 
 
 def error_response(
-    code: int, message: str | None = None, errors: dict | None = None, headers: dict | None = None
+    code: int,
+    message: str | None = None,
+    errors: dict | None = None,
+    headers: dict | None = None,
+    extra: dict[str, Any] | None = None,
 ):
     payload: dict[str, Any] = {
         "code": code,
@@ -104,6 +79,7 @@ def error_response(
     }
     if errors:
         payload["errors"] = errors
+    payload.update(extra or {})
     return jsonify(payload), code, headers or {}
 
 
@@ -120,6 +96,8 @@ class ServiceApi(Api):
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
         messages = data.get("messages")
+        if _undecodable_body(error):
+            messages = {"json": [INVALID_JSON]}
         if isinstance(messages, dict):
             # webargs nests by location ("json", "query"): the field names are what matter.
             messages = {
@@ -132,6 +110,13 @@ class ServiceApi(Api):
         if code >= 500:
             log.error("HTTP %s: %s", code, error)
         return error_response(code, data.get("message") if code < 500 else None, errors, data.get("headers"))
+
+
+def _undecodable_body(error: HTTPException) -> bool:
+    """webargs could not decode the body: it aborts with the JSONDecodeError or
+    UnicodeDecodeError as `exc` (both ValueError; a refused value is a marshmallow
+    ValidationError, which is not one)."""
+    return isinstance(getattr(error, "exc", None), ValueError)
 
 
 def create_service_app(service: str, title: str, settings: Any) -> tuple[Flask, ServiceApi]:
@@ -192,13 +177,14 @@ def _log_registration_ids(app: Flask) -> None:
             logs.unbind(token)
 
 
-def add_health_routes(app: Flask, service: str, client: redis.Redis) -> None:
+def add_health_routes(
+    app: Flask, service: str, client: redis.Redis, *, queues: Sequence[str] = ()
+) -> None:
     """`/{service}/healthz`: 200 when Redis answers, 503 otherwise (readiness; `/{service}/livez`
     is liveness). And `/{service}/metrics`: every process of the service, its consumer group's
-    streams and, for notify, whose workers send the emails, the Celery queues."""
-    registry = metrics.registry_for(
-        client, group=service, queues=metrics.CELERY_QUEUES if service == "notify" else ()
-    )
+    streams and the Celery `queues` its workers take tasks from (notify, whose workers send the
+    emails, names `metrics.CELERY_QUEUES`)."""
+    registry = metrics.registry_for(client, group=service, queues=queues)
 
     @app.get(f"/{service}/metrics")
     def prometheus_metrics():

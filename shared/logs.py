@@ -23,12 +23,12 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from datetime import UTC, datetime
 from typing import IO, Any
 
 from gunicorn import glogging
 
 from shared import redaction
+from shared.timestamps import iso_utc
 
 FORMATS = ("json", "text")
 ENVIRON_KEY = "portal.registration_id"
@@ -87,7 +87,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "timestamp": iso_utc(record.created, "milliseconds"),
             "level": record.levelname,
             "service": self.service,
             "pid": record.process,

@@ -89,11 +89,23 @@ def page_blueprint(name: str, import_name: str, service: str) -> Blueprint:
     return blueprint
 
 
-def problem_page(error: DomainError, step: int | None = None, **context: Any):
-    """A page for a domain error that stops the flow (unknown registration, closed SIRET…)."""
+def problem_page(
+    error: DomainError | None = None,
+    step: int | None = None,
+    *,
+    status: int | None = None,
+    title: str | None = None,
+    message: str | None = None,
+    **context: Any,
+):
+    """A page for a problem that stops the flow (unknown registration, closed SIRET, dead link…):
+    a domain error, or a status with its title and message."""
+    if error is not None:
+        status = status or error.status
+        message = message or error.message
     return render_template(
-        "portal/problem.html", title=error.message, message=error.message, step=step, **context
-    ), error.status
+        "portal/problem.html", title=title or message, message=message, step=step, **context
+    ), status or 400
 
 
 NOT_COUNTRIES = {"EU", "EZ", "UN", "QO"}  # unions and regions that Babel lists among territories

@@ -16,14 +16,14 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
 import redis
 
-from shared.bus import DEAD_LETTERS, SEEN_TTL_SECONDS, stream_for
-from shared.events import Event, InvalidEvent
+from shared.bus import DEAD_LETTERS, SEEN_TTL_SECONDS
+from shared.events import Event, InvalidEvent, stream_for
 from shared.settings import Settings, SettingsError
 from shared.store import connect, public_url
+from shared.timestamps import iso_utc
 
 REPLAYED = "replayed"
 ALREADY_REPLAYED = "already-replayed"
@@ -59,7 +59,7 @@ class Outcome:
 
 def _iso(timestamp: str | None) -> str | None:
     try:
-        return datetime.fromtimestamp(float(timestamp or ""), UTC).isoformat(timespec="seconds")
+        return iso_utc(float(timestamp or ""))
     except (ValueError, OverflowError, OSError):
         return None
 

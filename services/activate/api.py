@@ -1,12 +1,19 @@
-"""activate's JSON API: parse, call a handler, shape the answer."""
+"""activate's JSON API: parse, call a handler, shape the answer.
+
+The functions at the top are the one way the views and the pages (`pages.py`) call the
+handlers, with the wiring of the app at hand.
+"""
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.activate import domain, handlers
+from services.activate import handlers
+from services.activate.bootstrap import Activate
+from services.activate.catalogue import SECRET_QUESTIONS, WORKSPACES
+from services.activate.domain import Account
+from services.activate.links import NextStep, TokenGone
 from services.activate.schemas import (
     AccountCreatedSchema,
     ActivatedSchema,
@@ -17,6 +24,7 @@ from services.activate.schemas import (
     TokenGoneSchema,
     WorkspacesPageSchema,
 )
+from shared.bootstrap import wiring_of
 
 blp = Blueprint(
     "activate",
@@ -26,8 +34,36 @@ blp = Blueprint(
 )
 
 
-def _deps():
-    return current_app.extensions["activate"]
+def wiring() -> Activate:
+    return wiring_of()
+
+
+def account(registration_id: str) -> Account:
+    w = wiring()
+    return handlers.find_account(registration_id, w.uow(), w.wait_seconds)
+
+
+def choose(command: handlers.ChooseWorkspaces) -> Account:
+    w = wiring()
+    return handlers.choose_workspaces(command, w.uow(), w.links, w.wait_seconds)
+
+
+def resend(registration_id: str) -> Account:
+    w = wiring()
+    return handlers.resend_activation_link(registration_id, w.uow(), w.links, w.wait_seconds)
+
+
+def open_link(token: str) -> Account:
+    return handlers.open_activation(token, wiring().uow())
+
+
+def after_dead_link(gone: TokenGone) -> NextStep:
+    return handlers.after_dead_link(gone, wiring().uow())
+
+
+def activate(command: handlers.ActivateAccount) -> Account:
+    w = wiring()
+    return handlers.activate_account(command, w.uow(), w.hasher)
 
 
 @blp.after_request
@@ -43,26 +79,22 @@ class Workspaces(MethodView):
     @blp.response(200, WorkspacesPageSchema)
     def get(self, registration_id):
         """The workspaces offered, with the person's name and login email."""
-        deps = _deps()
-        account = handlers.find_account(registration_id, deps.repo, deps.settings)
+        found = account(registration_id)
         return {
             "registration_id": registration_id,
-            "first_name": account.first_name,
-            "last_name": account.last_name,
-            "login_email": account.login_email,
-            "status": account.status,
-            "workspaces": domain.WORKSPACES,
+            "first_name": found.first_name,
+            "last_name": found.last_name,
+            "login_email": found.login_email,
+            "status": found.status,
+            "workspaces": WORKSPACES,
         }
 
     @blp.arguments(ChooseWorkspacesSchema)
     @blp.response(201, AccountCreatedSchema)
     def post(self, body, registration_id):
         """Step 3: open the chosen workspaces; the activation email goes out."""
-        deps = _deps()
-        account = handlers.choose_workspaces(
-            registration_id, body["workspaces"], deps.repo, deps.clock, deps.settings
-        )
-        return {"account_id": account.account_id}
+        chosen = choose(handlers.ChooseWorkspaces(registration_id, body["workspaces"]))
+        return {"account_id": chosen.account_id}
 
 
 @blp.route("/registrations/<registration_id>/activation-email")
@@ -70,8 +102,7 @@ class ActivationEmail(MethodView):
     @blp.response(202, LinkSentSchema)
     def post(self, registration_id):
         """Send a new activation link; the previous one stops working."""
-        deps = _deps()
-        handlers.resend_activation_link(registration_id, deps.repo, deps.clock, deps.settings)
+        resend(registration_id)
         return {"status": "sent"}
 
 
@@ -81,14 +112,13 @@ class Activation(MethodView):
     @blp.alt_response(410, schema=TokenGoneSchema, description="Lien expiré, déjà utilisé ou remplacé")
     def get(self, token):
         """What the activation page shows."""
-        deps = _deps()
-        account = handlers.open_activation(token, deps.repo, deps.clock)
+        found = open_link(token)
         return {
-            "login_email": account.login_email,
-            "contact_email": account.contact_email,
-            "last_name": account.last_name,
-            "first_name": account.first_name,
-            "secret_questions": domain.SECRET_QUESTIONS,
+            "login_email": found.login_email,
+            "contact_email": found.contact_email,
+            "last_name": found.last_name,
+            "first_name": found.first_name,
+            "secret_questions": SECRET_QUESTIONS,
         }
 
     @blp.arguments(ActivateSchema)
@@ -96,13 +126,10 @@ class Activation(MethodView):
     @blp.alt_response(410, schema=TokenGoneSchema, description="Lien expiré, déjà utilisé ou remplacé")
     def post(self, body, token):
         """Step 4: password and secret question; the account becomes active."""
-        deps = _deps()
-        account = handlers.activate_account(
-            token, **body, repo=deps.repo, clock=deps.clock, hasher=deps.hasher
-        )
+        active = activate(handlers.ActivateAccount(token, **body))
         return {
-            "status": account.status,
-            "role": account.role,
-            "structure_id": account.structure_id,
-            "account_id": account.account_id,
+            "status": active.status,
+            "role": active.role,
+            "structure_id": active.structure_id,
+            "account_id": active.account_id,
         }

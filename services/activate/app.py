@@ -1,70 +1,49 @@
-"""`create_app(settings)`: activate's Flask app, with its dependencies passed in."""
+"""`create_app()`: activate's Flask app around its wiring (`bootstrap.py`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import redis
 from argon2 import PasswordHasher
-from flask import Flask, jsonify
+from flask import Flask
 
 from services.activate import api, pages
-from services.activate.domain import TokenGone
-from services.activate.passwords import make_hasher
-from services.activate.repository import ActivateRepository
-from shared import limits, redaction, web
-from shared.http_api import add_health_routes, create_service_app
-from shared.redis_checks import check_durability
+from services.activate.bootstrap import SERVICE, Activate, bootstrap
+from services.activate.links import TokenGone
+from shared import limits, redaction
+from shared.bootstrap import Clock, service_app
+from shared.http_api import error_response
 from shared.settings import Settings
-from shared.store import connect
-
-
-@dataclass
-class Deps:
-    settings: Settings
-    repo: ActivateRepository
-    clock: Callable[[], float]
-    hasher: PasswordHasher
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     client: redis.Redis | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = time.time,
     hasher: PasswordHasher | None = None,
+    wiring: Activate | None = None,
 ) -> Flask:
-    settings = settings or Settings.from_env()
-    settings.require_secret_key()  # links cannot be sealed without it: fail now, not mid-request
-    client = client or connect(settings)
-    app, smorest = create_service_app("activate", "activate — étapes 3 et 4", settings)
-    app.extensions["activate"] = Deps(
-        settings, ActivateRepository(client, settings.event_stream_maxlen), clock, hasher or make_hasher()
+    wiring = wiring or bootstrap(settings, client=client, clock=clock, hasher=hasher)
+    app = service_app(
+        SERVICE,
+        "activate — étapes 3 et 4",
+        wiring,
+        api=[api.blp],
+        pages=pages.bp,
+        guards=guards(wiring.settings),
     )
-
-    @app.errorhandler(TokenGone)
-    def _token_gone(error: TokenGone):
-        # Like every error answer, plus what a page needs to offer a new link.
-        return jsonify(
-            {
-                "code": 410,
-                "status": "Gone",
-                "message": error.message,
-                "registration_id": error.registration_id,
-                "reason": error.reason,
-            }
-        ), 410
-
-    smorest.register_blueprint(api.blp)
-    web.install(app, "activate", settings)
-    app.register_blueprint(pages.bp)
-    add_health_routes(app, "activate", client)
-    redaction.install(app.logger)
-    limits.install(app, "activate", settings, client, guards(settings))
-    check_durability(client, "activate")
+    app.register_error_handler(TokenGone, token_gone)
+    redaction.install(app.logger)  # "Exception on /activate/activations/{token}" never shows a token
     return app
+
+
+def token_gone(error: TokenGone):
+    """410 like every error answer, plus what a page needs to offer a new link (the pages render
+    their own answer for a dead link: this is the JSON API's)."""
+    extra = {"registration_id": error.registration_id, "reason": error.reason}
+    return error_response(error.status, error.message, extra=extra)
 
 
 def guards(settings: Settings) -> list[limits.Guard]:

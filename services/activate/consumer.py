@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from services.activate.handlers import make_structure_confirmed_handler
-from services.activate.repository import ActivateRepository
-from shared.consumer_main import run_consumer
+from typing import Any
+
+from services.activate import handlers
+from services.activate.bootstrap import SERVICE, Activate, bootstrap
+from shared.bootstrap import event_consumer, run_consumer
+from shared.bus import Consumer
+
+HANDLERS = {"StructureConfirmed": handlers.on_structure_confirmed}
 
 
-def build_handlers(settings, client):
-    repo = ActivateRepository(client, settings.event_stream_maxlen)
-    return {"StructureConfirmed": make_structure_confirmed_handler(repo)}
+def build(wiring: Activate, **options: Any) -> Consumer:
+    return event_consumer(SERVICE, wiring, HANDLERS, wiring.uow, **options)
 
 
 if __name__ == "__main__":
-    run_consumer("activate", build_handlers)
+    run_consumer(build(bootstrap()))

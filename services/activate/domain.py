@@ -1,100 +1,40 @@
-"""Rules of steps 3 and 4. Pure: no Redis, no Flask, no clock (the time is passed in)."""
+"""Rules of steps 3 and 4. Pure: no Redis, no Flask, no clock (the time is passed in).
+
+Each rule takes what was read (an account, a link's record, who holds a login email) and says
+what follows: the new state and the events that announce it, or a domain error.
+"""
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from services.activate import passwords
-from shared.contracts import ROLE_PRINCIPAL_MANAGER
-from shared.errors import Conflict, Gone, Invalid, NotFound
-
-# Account statuses.
-PENDING = "pending"  # StructureConfirmed handled, workspaces not chosen yet
-AWAITING_ACTIVATION = "awaiting_activation"  # a link is out
-EXPIRED = "expired"  # the last link expired unused; a new one can be asked for
-ACTIVE = "active"
-
-# Activation token states.
-ISSUED = "issued"
-USED = "used"
-REPLACED = "replaced"
-TOKEN_EXPIRED = "expired"
-
-
-@dataclass(frozen=True)
-class Workspace:
-    code: str
-    label: str
-    description: str
-    default: bool
-
-
-WORKSPACES: tuple[Workspace, ...] = (
-    Workspace(
-        "SOLLICITATIONS_EMISES", "Sollicitations émises", "Réservé au suivi des sollicitations émises", True
-    ),
-    Workspace("FACTURES_EMISES", "Factures émises", "Réservé au dépôt des factures émises", True),
-    Workspace(
-        "DEMANDE_REMBOURSEMENT_TIC",
-        "Demande de remboursement TIC",
-        "Réservé au dépôt des demandes de remboursement TIC",
-        False,
-    ),
-    Workspace("ENGAGEMENTS", "Engagements", "Visualisation des engagements", False),
-    Workspace("FACTURES_A_VALIDER", "Factures à valider", "Réservé à la validation des factures", False),
-    Workspace(
-        "FACTURES_DE_TRAVAUX", "Factures de travaux", "Réservé au dépôt des factures de travaux", False
-    ),
-    Workspace(
-        "MEMOIRES_FRAIS_JUSTICE",
-        "Mémoires de frais de justice",
-        "Réservé au dépôt de mémoires de frais de justice",
-        False,
-    ),
-    Workspace(
-        "RACCORDEMENT_EDI_API",
-        "Raccordement EDI et API",
-        "Permet de demander et de suivre le raccordement de vos structures pour l'utilisation des modes "
-        "EDI et API",
-        False,
-    ),
-    Workspace(
-        "SUIVI_DES_FLUX", "Suivi des flux", "Réservé aux structures raccordées émettant des flux EDI", False
-    ),
+from services.activate.catalogue import DEFAULT_WORKSPACES, SECRET_QUESTIONS, WORKSPACE_CODES
+from shared.contracts import (
+    AccountActivated,
+    ActivationLinkIssued,
+    DomainEvent,
+    LinkReason,
+    RegistrationAttemptOnExistingAccount,
+    Role,
+    WorkspacesChosen,
 )
-WORKSPACE_CODES = tuple(w.code for w in WORKSPACES)
-DEFAULT_WORKSPACES = tuple(w.code for w in WORKSPACES if w.default)
-
-SECRET_QUESTIONS: tuple[str, ...] = (
-    "Quel est le nom de votre premier animal de compagnie ?",
-    "Quel est le nom de jeune fille de votre mère ?",
-    "Dans quelle ville êtes-vous né(e) ?",
-    "Quel est le nom de la première société pour laquelle vous avez travaillé ?",
-    "Quel était le nom de votre école primaire ?",
-    "Quel est le prénom de votre meilleur(e) ami(e) d'enfance ?",
-)
-
-PASSWORD_MIN_LENGTH = 8
-PASSWORD_MAX_LENGTH = 128
-PASSWORD_MIN_GROUPS = 3
-ANSWER_MAX_LENGTH = 100
-
-PASSWORD_RULE = (
-    "Le mot de passe doit contenir au moins 8 caractères et au moins 3 des 4 types : "
-    "majuscules, minuscules, chiffres, caractères spéciaux."
-)
+from shared.errors import Conflict, Invalid, NotFound
+from shared.timestamps import iso_utc
 
 
-def iso_utc(timestamp: float) -> str:
-    """The one timestamp format of event data (compared as strings by other services)."""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+class AccountStatus(StrEnum):
+    PENDING = "pending"  # StructureConfirmed handled, workspaces not chosen yet
+    AWAITING_ACTIVATION = "awaiting_activation"  # a link is out
+    EXPIRED = "expired"  # the last link expired unused; a new one can be asked for
+    ACTIVE = "active"
 
 
-# --- step 3: workspaces -------------------------------------------------------------------------
+# --- the account ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -111,14 +51,81 @@ class Account:
     survey_consent: bool
     company_name: str = ""  # the structure's name, shown on the pages ("" for older accounts)
     features: dict[str, Any] = field(default_factory=dict)
-    status: str = PENDING
+    status: AccountStatus = AccountStatus.PENDING
     workspaces: tuple[str, ...] = ()
     token_hash: str | None = None
     token_expires_at: int | None = None
-    role: str | None = None
+    role: Role | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is AccountStatus.ACTIVE
+
+    @property
+    def link_expired(self) -> bool:
+        """Its last link expired unused: the person must ask for a new one."""
+        return self.status is AccountStatus.EXPIRED
 
 
-def choose_workspaces(codes: Iterable[str] | None) -> tuple[str, ...]:
+def pending_account(registration_id: str, account_id: str, confirmed: dict[str, Any]) -> Account:
+    """The account that a StructureConfirmed (its data) opens, before step 3."""
+    user = confirmed["user"]
+    return Account(
+        registration_id=registration_id,
+        account_id=account_id,
+        structure_id=confirmed["structure_id"],
+        last_name=user["last_name"],
+        first_name=user["first_name"],
+        login_email=user["login_email"],
+        contact_email=user.get("contact_email") or user["login_email"],
+        survey_consent=bool(user.get("survey_consent")),
+        company_name=(confirmed.get("structure") or {}).get("company_name") or "",
+        features=dict(confirmed.get("features") or {}),
+    )
+
+
+def login_key(login_email: str) -> str:
+    """How a login email is compared: case does not matter."""
+    return unicodedata.normalize("NFKC", login_email.strip()).casefold()
+
+
+# --- what cannot be done now -----------------------------------------------------------------------
+
+
+class WorkspacesAlreadyChosen(Conflict):
+    """Step 3 again: the page shows the "account created" page, the API answers 409."""
+
+    default_message = (
+        "Les espaces de travail de ce compte ont déjà été choisis et le courriel d'activation "
+        "a été envoyé. Si vous ne l'avez pas reçu, demandez un nouveau lien."
+    )
+
+
+class WorkspacesNotChosen(NotFound):
+    """No link was ever sent: the page goes back to step 3, the API answers 404."""
+
+    default_message = (
+        "Aucun lien d'activation n'a encore été envoyé : choisissez d'abord vos espaces de travail."
+    )
+
+
+class AlreadyActive(Conflict):
+    default_message = (
+        "Ce compte est déjà activé : connectez-vous avec votre adresse électronique et votre mot de passe."
+    )
+
+
+class LoginTaken(Conflict):
+    default_message = (
+        "Un compte actif utilise déjà cette adresse électronique de connexion : "
+        "connectez-vous avec ce compte ou recommencez avec une autre adresse."
+    )
+
+
+# --- step 3: workspaces and links ----------------------------------------------------------------
+
+
+def kept_workspaces(codes: Iterable[str] | None) -> tuple[str, ...]:
     """The workspaces kept, in the catalogue's order; None means the defaults."""
     if codes is None:
         return DEFAULT_WORKSPACES
@@ -133,38 +140,23 @@ def choose_workspaces(codes: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(c for c in WORKSPACE_CODES if c in wanted)
 
 
-def ensure_workspaces_can_be_chosen(account: Account) -> None:
-    if account.status != PENDING:
-        raise Conflict(
-            "Les espaces de travail de ce compte ont déjà été choisis et le courriel d'activation "
-            "a été envoyé. Si vous ne l'avez pas reçu, demandez un nouveau lien."
-        )
+def ensure_workspaces_can_be_chosen(account: Account) -> Account:
+    if account.status is not AccountStatus.PENDING:
+        raise WorkspacesAlreadyChosen()
+    return account
 
 
-def ensure_login_free(account: Account, active_owner: str | None) -> None:
-    """A login email belongs to at most one active account."""
-    if active_owner is not None and active_owner != account.registration_id:
-        raise Conflict(
-            "Un compte actif utilise déjà cette adresse électronique de connexion : "
-            "connectez-vous avec ce compte ou recommencez avec une autre adresse."
-        )
+def ensure_workspaces_chosen(account: Account) -> Account:
+    """Past step 3: a link was sent (whatever became of it)."""
+    if account.status is AccountStatus.PENDING:
+        raise WorkspacesNotChosen()
+    return account
 
 
-def login_key(login_email: str) -> str:
-    """How a login email is compared: case does not matter."""
-    return unicodedata.normalize("NFKC", login_email.strip()).casefold()
-
-
-def ensure_link_can_be_resent(account: Account) -> None:
-    if account.status == ACTIVE:
-        raise Conflict(
-            "Ce compte est déjà activé : connectez-vous avec votre adresse électronique "
-            "et votre mot de passe."
-        )
-    if account.status == PENDING:
-        raise NotFound(
-            "Aucun lien d'activation n'a encore été envoyé : choisissez d'abord vos espaces de travail."
-        )
+def ensure_link_can_be_resent(account: Account) -> Account:
+    if account.is_active:
+        raise AlreadyActive()
+    return ensure_workspaces_chosen(account)
 
 
 def token_expiry(now: float, ttl_seconds: int) -> int:
@@ -172,87 +164,155 @@ def token_expiry(now: float, ttl_seconds: int) -> int:
     return int(now) + ttl_seconds
 
 
-# --- step 4: the activation link ----------------------------------------------------------------
+@dataclass(frozen=True)
+class NewLink:
+    """A fresh activation link in its two safe forms: the token's hash (stored) and the token
+    sealed for notify (in ActivationLinkIssued). The token itself is in neither."""
+
+    token_hash: str
+    sealed_token: str
+    expires_at: int
+    ttl_seconds: int
 
 
 @dataclass(frozen=True)
-class TokenRecord:
-    """What is stored of an activation token: its hash, never the token."""
+class Holder:
+    """Whoever holds, with an active account, the login email of a registration."""
 
-    token_hash: str
-    registration_id: str
-    expires_at: int
-    state: str = ISSUED
+    first_name: str | None = None
+    last_name: str | None = None
 
 
-class TokenGone(Gone):
-    """A link that existed but can no longer be used; the page offers to send a new one."""
-
-    def __init__(self, message: str, registration_id: str, reason: str) -> None:
-        super().__init__(message)
-        self.registration_id = registration_id
-        self.reason = reason
+def login_taken(account: Account, active_owner: str | None) -> bool:
+    """Another registration's active account uses this account's login email."""
+    return active_owner is not None and active_owner != account.registration_id
 
 
-UNKNOWN_LINK = (
-    "Ce lien d'activation est inconnu : vérifiez que vous l'avez copié en entier depuis le courriel reçu."
-)
-_GONE_MESSAGES = {
-    TOKEN_EXPIRED: "Ce lien d'activation a expiré. Demandez l'envoi d'un nouveau lien.",
-    REPLACED: (
-        "Ce lien d'activation a été remplacé par un lien plus récent : utilisez le dernier courriel "
-        "reçu ou demandez l'envoi d'un nouveau lien."
-    ),
-    USED: (
-        "Ce lien d'activation a déjà été utilisé : votre compte est actif, connectez-vous avec votre "
-        "adresse électronique et votre mot de passe."
-    ),
-}
+def holder_of(found: Account | None) -> Holder:
+    """The holder as their account names them (unknown names if it is gone)."""
+    if found is None:
+        return Holder()
+    return Holder(found.first_name or None, found.last_name or None)
 
 
-def token_state(record: TokenRecord, now: float) -> str:
-    """The state as of `now`: an issued token past its expiry is expired before any sweep runs."""
-    if record.state == ISSUED and now >= record.expires_at:
-        return TOKEN_EXPIRED
-    return record.state
-
-
-def ensure_token_usable(record: TokenRecord | None, now: float) -> TokenRecord:
-    if record is None:
-        raise NotFound(UNKNOWN_LINK)
-    state = token_state(record, now)
-    if state != ISSUED:
-        raise TokenGone(
-            _GONE_MESSAGES.get(state, _GONE_MESSAGES[TOKEN_EXPIRED]), record.registration_id, state
+def _link_or_warning(
+    account: Account, link: NewLink, holder: Holder | None, reason: LinkReason, now: float
+) -> DomainEvent:
+    """What goes out for a new link: the link itself, or, when the login email is an active
+    account's, a warning to its holder. The newcomer is answered the same either way; the link,
+    never sent to anyone, opens nothing (and activation refuses a second active account)."""
+    if holder is None:
+        return ActivationLinkIssued(
+            registration_id=account.registration_id,
+            account_id=account.account_id,
+            login_email=account.login_email,
+            first_name=account.first_name,
+            last_name=account.last_name,
+            sealed_token=link.sealed_token,
+            token_expires_at=iso_utc(link.expires_at),
+            ttl_seconds=link.ttl_seconds,
+            reason=reason,
         )
-    return record
+    return RegistrationAttemptOnExistingAccount(
+        registration_id=account.registration_id,
+        login_email=account.login_email,
+        first_name=holder.first_name,
+        last_name=holder.last_name,
+        attempted_at=iso_utc(now),
+        token_expires_at=iso_utc(link.expires_at),
+        reason=reason,
+    )
 
 
-def ensure_token_is_accounts(record: TokenRecord, account: Account | None, same_hash) -> Account:
-    """The account must still await activation with this very token (`same_hash` compares)."""
-    if account is None:
-        raise NotFound(UNKNOWN_LINK)
-    if account.status == ACTIVE:
-        raise TokenGone(_GONE_MESSAGES[USED], record.registration_id, USED)
-    if (
-        account.status != AWAITING_ACTIVATION
-        or account.token_hash is None
-        or not same_hash(account.token_hash, record.token_hash)
-    ):
-        raise TokenGone(_GONE_MESSAGES[REPLACED], record.registration_id, REPLACED)
+def _awaiting(account: Account, link: NewLink) -> Account:
+    return replace(
+        account,
+        status=AccountStatus.AWAITING_ACTIVATION,
+        token_hash=link.token_hash,
+        token_expires_at=link.expires_at,
+    )
+
+
+def choose_workspaces(
+    account: Account, workspaces: tuple[str, ...], link: NewLink, holder: Holder | None, now: float
+) -> tuple[Account, list[DomainEvent]]:
+    """Step 3: the workspaces kept and the account's first link (or its holder warned)."""
+    ensure_workspaces_can_be_chosen(account)
+    chosen = replace(_awaiting(account, link), workspaces=workspaces)
+    chosen_event = WorkspacesChosen(
+        registration_id=account.registration_id,
+        account_id=account.account_id,
+        workspaces=list(workspaces),
+        token_expires_at=iso_utc(link.expires_at),
+    )
+    return chosen, [chosen_event, _link_or_warning(chosen, link, holder, LinkReason.CREATED, now)]
+
+
+def resend_link(
+    account: Account, link: NewLink, holder: Holder | None, now: float
+) -> tuple[Account, DomainEvent]:
+    """A new link for an account past step 3 and not active yet."""
+    ensure_link_can_be_resent(account)
+    renewed = _awaiting(account, link)
+    return renewed, _link_or_warning(renewed, link, holder, LinkReason.RESENT, now)
+
+
+# --- step 4: activation -------------------------------------------------------------------------
+
+
+class RefusedForm(Invalid):
+    """The activation form's faults, with the account it was for: the page shows the form again."""
+
+    def __init__(self, refused: Invalid, account: Account) -> None:
+        super().__init__(refused.message, refused.errors)
+        self.account = account
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What activation stores of the form: argon2id hashes, and the question in clear."""
+
+    password_hash: str
+    secret_question: str
+    secret_answer_hash: str
+
+
+def ensure_login_free(account: Account, active_owner: str | None) -> Account:
+    """A login email belongs to at most one active account."""
+    if login_taken(account, active_owner):
+        raise LoginTaken()
     return account
 
 
-def link_lapsed(account: Account | None, record: TokenRecord, same_hash) -> Account | None:
-    """The account once its current link expired unused; None when the link was not its current one."""
-    if (
-        account is None
-        or account.status != AWAITING_ACTIVATION
-        or account.token_hash is None
-        or not same_hash(account.token_hash, record.token_hash)
-    ):
-        return None
-    return replace(account, status=EXPIRED)
+def activate(account: Account) -> tuple[Account, AccountActivated]:
+    """The first user of a new structure becomes its gestionnaire principal."""
+    active = replace(
+        account,
+        status=AccountStatus.ACTIVE,
+        role=Role.GESTIONNAIRE_PRINCIPAL,
+        token_hash=None,
+        token_expires_at=None,
+    )
+    return active, AccountActivated(
+        registration_id=active.registration_id,
+        account_id=active.account_id,
+        structure_id=active.structure_id,
+        role=Role.GESTIONNAIRE_PRINCIPAL,
+    )
+
+
+# --- the activation form -------------------------------------------------------------------------
+
+
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 128
+PASSWORD_MIN_GROUPS = 3
+ANSWER_MAX_LENGTH = 100
+
+PASSWORD_RULE = (
+    "Le mot de passe doit contenir au moins 8 caractères et au moins 3 des 4 types : "
+    "majuscules, minuscules, chiffres, caractères spéciaux."
+)
 
 
 @dataclass(frozen=True)
@@ -356,10 +416,3 @@ def check_activation_form(
     if errors:
         raise Invalid("Le formulaire d'activation contient des erreurs.", errors)
     return ActivationForm(normalised, question, answer)
-
-
-def activated(account: Account) -> Account:
-    """The first user of a new structure becomes its gestionnaire principal."""
-    return replace(
-        account, status=ACTIVE, role=ROLE_PRINCIPAL_MANAGER, token_hash=None, token_expires_at=None
-    )

@@ -1,21 +1,29 @@
 """Steps 3 and 4 as web pages: workspaces, the account created, the activation link.
 
-Same handlers as the JSON API. The activation token is in the path of the step 4 pages: it is
-never logged (shared.redaction), never cached (`Cache-Control: no-store` on HTML), never sent
-in a Referer (`Referrer-Policy: no-referrer`), and no link on these pages carries it.
+Same handlers as the JSON API; a page renders what a handler returns, or the domain error it
+raises. The activation token is in the path of the step 4 pages: it is never logged
+(shared.redaction), never cached (`Cache-Control: no-store` on HTML), never sent in a Referer
+(`Referrer-Policy: no-referrer`), and no link on these pages carries it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 
-from services.activate import domain, handlers
-from services.activate.domain import Account, TokenGone
-from shared.contracts import ROLE_PRINCIPAL_MANAGER
-from shared.errors import Conflict, Invalid, NotFound
+from services.activate import api, handlers
+from services.activate.catalogue import SECRET_QUESTIONS, WORKSPACES
+from services.activate.domain import (
+    Account,
+    AlreadyActive,
+    RefusedForm,
+    WorkspacesAlreadyChosen,
+    WorkspacesNotChosen,
+)
+from services.activate.links import NextStep, TokenGone, TokenState, UnknownLink
+from shared.contracts import Role
+from shared.errors import Conflict, NotFound
 from shared.web import page_blueprint, problem_page
 from shared.wording import validity_in_words
 
@@ -36,7 +44,7 @@ PASSWORD_HINT = (
     "Au moins 8 caractères, dont au moins 3 des 4 types suivants : majuscules, minuscules, chiffres, "
     "caractères spéciaux (ponctuation, lettres accentuées…)."
 )
-ROLE_LABELS = {ROLE_PRINCIPAL_MANAGER: "gestionnaire principal"}
+ROLE_LABELS = {Role.GESTIONNAIRE_PRINCIPAL: "gestionnaire principal"}
 ON, OFF = "1", "0"
 
 UNKNOWN_LINK_TITLE = "Ce lien d'activation n'est pas valable"
@@ -47,22 +55,19 @@ UNKNOWN_LINK_MESSAGE = (
     "votre compte."
 )
 GONE_TITLES = {
-    domain.TOKEN_EXPIRED: "Ce lien d'activation a expiré",
-    domain.USED: "Ce lien d'activation a déjà été utilisé",
-    domain.REPLACED: "Ce lien d'activation a été remplacé par un lien plus récent",
+    TokenState.EXPIRED: "Ce lien d'activation a expiré",
+    TokenState.USED: "Ce lien d'activation a déjà été utilisé",
+    TokenState.REPLACED: "Ce lien d'activation a été remplacé par un lien plus récent",
 }
+ALREADY_ACTIVE_TITLE = "Votre compte est déjà actif"
 ALREADY_ACTIVE = (
     "Votre compte est déjà actif : connectez-vous avec votre adresse électronique de connexion et votre "
     "mot de passe."
 )
 
 
-def _deps():
-    return current_app.extensions["activate"]
-
-
 def _validity() -> str:
-    return validity_in_words(_deps().settings.activation_ttl_seconds)
+    return validity_in_words(api.wiring().settings.activation_ttl_seconds)
 
 
 # --- step 3: workspaces --------------------------------------------------------------------------
@@ -70,57 +75,58 @@ def _validity() -> str:
 
 @bp.get("/registrations/<registration_id>/workspaces")
 def workspaces(registration_id: str):
-    account, answer = _pending_account(registration_id)
-    if answer is not None:
-        return answer
-    return _render_workspaces(account, {w.code: w.default for w in domain.WORKSPACES}, {})
+    return _workspaces_form(registration_id, {w.code: w.default for w in WORKSPACES}, {})
 
 
 @bp.post("/registrations/<registration_id>/workspaces")
 def choose_workspaces(registration_id: str):
-    deps = _deps()
     choices, errors = _read_switches(request.form)
     if errors:
-        account, answer = _pending_account(registration_id)
-        return answer if answer is not None else (_render_workspaces(account, choices, errors), 422)
+        return _workspaces_form(registration_id, choices, errors)
     try:
-        handlers.choose_workspaces(
-            registration_id,
-            [code for code, on in choices.items() if on],
-            deps.repo,
-            deps.clock,
-            deps.settings,
-        )
-    except (NotFound, Conflict) as error:
-        current = deps.repo.get_account(registration_id)
-        if current is not None and current.status != domain.PENDING:  # sent twice, or a concurrent submit won
-            return _to_created(registration_id)
+        api.choose(handlers.ChooseWorkspaces(registration_id, [code for code, on in choices.items() if on]))
+    except WorkspacesAlreadyChosen:  # sent twice, or a concurrent submit won
+        return _to_created(registration_id)
+    except NotFound as error:
         return problem_page(error, step=STEP_WORKSPACES)
     return _to_created(registration_id)
 
 
-def _pending_account(registration_id: str):
-    """The account still choosing its workspaces and None, or None and the answer to give: a
-    problem page (unknown registration) or, once chosen, the "created" page."""
-    deps = _deps()
+def _workspaces_form(registration_id: str, choices: dict[str, bool], errors: dict[str, list[str]]):
+    """The form (422 with `errors`); once the workspaces are chosen, the "created" page."""
+    wiring = api.wiring()
     try:
-        account = handlers.find_account(registration_id, deps.repo, deps.settings)
+        account = handlers.workspaces_to_choose(registration_id, wiring.uow(), wiring.wait_seconds)
+    except WorkspacesAlreadyChosen:
+        return _to_created(registration_id)
     except NotFound as error:
-        return None, problem_page(error, step=STEP_WORKSPACES)
-    if account.status != domain.PENDING:
-        return None, _to_created(registration_id)
-    return account, None
+        return problem_page(error, step=STEP_WORKSPACES)
+    page = render_template(
+        "activate/workspaces.html",
+        title=f"Bienvenue {account.first_name} {account.last_name}",
+        step=STEP_WORKSPACES,
+        account=account,
+        workspaces=WORKSPACES,
+        choices=choices,
+        errors=errors,
+        labels={f"ws-{w.code}": w.label for w in WORKSPACES},
+    )
+    return (page, 422) if errors else page
 
 
 def _to_created(registration_id: str):
     return redirect(url_for(".created", registration_id=registration_id), code=303)
 
 
+def _to_workspaces(registration_id: str):
+    return redirect(url_for(".workspaces", registration_id=registration_id), code=303)
+
+
 def _read_switches(form) -> tuple[dict[str, bool], dict[str, list[str]]]:
     """Each workspace's OUI/NON; a switch not sent keeps its default (the page checks one of each)."""
     choices: dict[str, bool] = {}
     errors: dict[str, list[str]] = {}
-    for workspace in domain.WORKSPACES:
+    for workspace in WORKSPACES:
         value = form.get(f"ws-{workspace.code}")
         choices[workspace.code] = workspace.default if value is None else value == ON
         if value not in (None, ON, OFF):
@@ -128,35 +134,22 @@ def _read_switches(form) -> tuple[dict[str, bool], dict[str, list[str]]]:
     return choices, errors
 
 
-def _render_workspaces(account: Account, choices: dict[str, bool], errors: dict[str, list[str]]):
-    return render_template(
-        "activate/workspaces.html",
-        title=f"Bienvenue {account.first_name} {account.last_name}",
-        step=STEP_WORKSPACES,
-        account=account,
-        workspaces=domain.WORKSPACES,
-        choices=choices,
-        errors=errors,
-        labels={f"ws-{w.code}": w.label for w in domain.WORKSPACES},
-    )
-
-
 @bp.get("/registrations/<registration_id>/created")
 def created(registration_id: str):
-    deps = _deps()
+    wiring = api.wiring()
     try:
-        account = handlers.find_account(registration_id, deps.repo, deps.settings)
+        account = handlers.account_created(registration_id, wiring.uow(), wiring.wait_seconds)
+    except WorkspacesNotChosen:
+        return _to_workspaces(registration_id)
     except NotFound as error:
         return problem_page(error, step=STEP_WORKSPACES)
-    if account.status == domain.PENDING:
-        return redirect(url_for(".workspaces", registration_id=registration_id), code=303)
     return render_template(
         "activate/created.html",
         title="Votre compte est créé",
         step=STEP_WORKSPACES,
         account=account,
-        active=account.status == domain.ACTIVE,
-        link_expired=account.status == domain.EXPIRED,
+        active=account.is_active,
+        link_expired=account.link_expired,
         validity=_validity(),
     )
 
@@ -164,14 +157,12 @@ def created(registration_id: str):
 @bp.post("/registrations/<registration_id>/activation-email")
 def resend(registration_id: str):
     """A new link (the old one stops working), asked from the created page or a dead link's page."""
-    deps = _deps()
-    current = deps.repo.get_account(registration_id)
-    if current is not None and current.status == domain.PENDING:
-        return redirect(url_for(".workspaces", registration_id=registration_id), code=303)
     try:
-        account = handlers.resend_activation_link(registration_id, deps.repo, deps.clock, deps.settings)
-    except Conflict as error:
-        return _page("Votre compte est déjà actif", error.message, error.status)
+        account = api.resend(registration_id)
+    except WorkspacesNotChosen:
+        return _to_workspaces(registration_id)
+    except AlreadyActive as error:
+        return problem_page(error, step=STEP_ACTIVATION, title=ALREADY_ACTIVE_TITLE)
     except NotFound as error:
         return problem_page(error, step=STEP_ACTIVATION)
     return render_template(
@@ -188,45 +179,38 @@ def resend(registration_id: str):
 
 @bp.get("/activations/<token>")
 def activation(token: str):
-    deps = _deps()
     try:
-        account = handlers.open_activation(token, deps.repo, deps.clock)
-    except TokenGone as error:
-        return _link_gone(error)
-    except NotFound:
+        account = api.open_link(token)
+    except TokenGone as gone:
+        return _link_gone(gone)
+    except UnknownLink:
         return _unknown_link()
     return _render_activation(token, account, {}, {})
 
 
 @bp.post("/activations/<token>")
 def activate(token: str):
-    deps = _deps()
     form = request.form
     try:
-        account = handlers.activate_account(
-            token,
-            password=form.get("password", ""),
-            password_confirmation=form.get("password_confirmation", ""),
-            secret_question=form.get("secret_question", ""),
-            secret_answer=form.get("secret_answer", ""),
-            repo=deps.repo,
-            clock=deps.clock,
-            hasher=deps.hasher,
+        account = api.activate(
+            handlers.ActivateAccount(
+                token,
+                password=form.get("password", ""),
+                password_confirmation=form.get("password_confirmation", ""),
+                secret_question=form.get("secret_question", ""),
+                secret_answer=form.get("secret_answer", ""),
+            )
         )
-    except TokenGone as error:
-        return _link_gone(error)
-    except NotFound:
+    except TokenGone as gone:
+        return _link_gone(gone)
+    except UnknownLink:
         return _unknown_link()
-    except Invalid as error:
-        try:
-            shown = handlers.open_activation(token, deps.repo, deps.clock)
-        except TokenGone as gone:  # the link died while the form was being checked
-            return _link_gone(gone)
+    except RefusedForm as refused:
         kept = {
             "secret_question": form.get("secret_question", ""),
             "secret_answer": form.get("secret_answer", ""),
         }
-        return _render_activation(token, shown, kept, dict(error.errors)), 422
+        return _render_activation(token, refused.account, kept, dict(refused.errors)), 422
     except Conflict as error:
         return problem_page(error, step=STEP_ACTIVATION)
     return render_template(
@@ -234,7 +218,7 @@ def activate(token: str):
         title="Votre compte est actif",
         step=STEP_ACTIVATION,
         account=account,
-        role=ROLE_LABELS.get(account.role or "", account.role or ""),
+        role=ROLE_LABELS.get(account.role, account.role or ""),
     )
 
 
@@ -250,34 +234,35 @@ def _render_activation(token: str, account: Account, form: dict[str, str], error
         errors=errors,
         labels=LABELS,
         password_hint=PASSWORD_HINT,
-        questions=[("", "Choisissez une question")] + [(q, q) for q in domain.SECRET_QUESTIONS],
+        questions=[("", "Choisissez une question")] + [(q, q) for q in SECRET_QUESTIONS],
     )
 
 
-def _link_gone(error: TokenGone):
-    """410: say what happened to the link; offer a new one unless the account is already active."""
-    title = GONE_TITLES.get(error.reason, GONE_TITLES[domain.TOKEN_EXPIRED])
-    account = _deps().repo.get_account(error.registration_id)
-    if account is None or account.status == domain.ACTIVE:
-        return _page(title, ALREADY_ACTIVE if account else error.message, error.status)
-    message = (
-        "Pour activer votre compte, demandez un nouveau lien : il vous sera envoyé par courriel à votre "
-        f"adresse électronique de connexion et restera valable {_validity()}."
-    )
-    return _page(
-        title,
-        message,
-        error.status,
-        action_url=url_for(".resend", registration_id=error.registration_id),
-        action_label="Recevoir un nouveau lien",
-    )
+def _link_gone(gone: TokenGone):
+    """410: say what happened to the link, and what can be done next."""
+    title = GONE_TITLES[gone.reason]
+    next_step = api.after_dead_link(gone)
+    if next_step is NextStep.NEW_LINK:
+        message = (
+            "Pour activer votre compte, demandez un nouveau lien : il vous sera envoyé par courriel à votre "
+            f"adresse électronique de connexion et restera valable {_validity()}."
+        )
+        return problem_page(
+            gone,
+            STEP_ACTIVATION,
+            title=title,
+            message=message,
+            action_url=url_for(".resend", registration_id=gone.registration_id),
+            action_label="Recevoir un nouveau lien",
+        )
+    message = ALREADY_ACTIVE if next_step is NextStep.SIGN_IN else gone.message
+    return problem_page(gone, STEP_ACTIVATION, title=title, message=message)
 
 
 def _unknown_link():
-    return _page(UNKNOWN_LINK_TITLE, UNKNOWN_LINK_MESSAGE, NotFound.status)
-
-
-def _page(title: str, message: str, status: int, **context: Any):
-    return render_template(
-        "portal/problem.html", title=title, message=message, step=STEP_ACTIVATION, **context
-    ), status
+    return problem_page(
+        status=UnknownLink.status,
+        step=STEP_ACTIVATION,
+        title=UNKNOWN_LINK_TITLE,
+        message=UNKNOWN_LINK_MESSAGE,
+    )

@@ -1,29 +1,28 @@
 """The only module that knows activate's Redis keys (prefix `activate:`).
 
-Reads take an optional reader (a pipeline in WATCH mode inside a transaction); `watch_*`
-watch a key and read it; writers queue on a pipeline already in MULTI, so that the handler
-decides what one transaction holds: state changes and the events that announce them.
+- `activate:account:{registration_id}` (hash): an account, from StructureConfirmed to active;
+- `activate:token:{sha256}` (hash): an activation link's record, kept a week past its expiry so
+  that a dead link still answers 410 (not 404);
+- `activate:token-deadlines` (sorted set): token hash → expiry, for the sweep;
+- `activate:active-login:{login key}` (string): the registration whose active account uses the
+  login email;
+- `activate:credentials:{registration_id}` (hash): the password's and the answer's hashes.
+
+Repositories read through the unit of work (inside `run`, each read watches what it reads, in
+the same round trip) and record their writes on it. They decide nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import TypeVar
 
-import redis
-from redis.client import Pipeline
+from services.activate.domain import Account, AccountStatus, Credentials
+from services.activate.links import TokenRecord, TokenState
+from shared.contracts import Role
+from shared.unit_of_work import RedisUnitOfWork
 
-from services.activate.domain import Account, TokenRecord
-from shared.bus import publish
-from shared.events import Event
-from shared.watching import watch_and_read
-
-T = TypeVar("T")
-Reader = redis.Redis | Pipeline
-
-TOKEN_RETENTION_SECONDS = 7 * 24 * 3600  # a dead link still answers 410 (not 404) this long
-DEADLINES = "activate:token-deadlines"  # sorted set: token hash → expiry (for the sweep)
+TOKEN_RETENTION_SECONDS = 7 * 24 * 3600
+DEADLINES = "activate:token-deadlines"
 
 
 def _account_key(registration_id: str) -> str:
@@ -43,7 +42,7 @@ def _active_login_key(login_key: str) -> str:
 
 
 def _account_fields(account: Account) -> dict[str, str]:
-    fields = {
+    return {
         "account_id": account.account_id,
         "structure_id": account.structure_id,
         "last_name": account.last_name,
@@ -59,7 +58,6 @@ def _account_fields(account: Account) -> dict[str, str]:
         "token_expires_at": str(account.token_expires_at) if account.token_expires_at is not None else "",
         "role": account.role or "",
     }
-    return fields
 
 
 def _account(registration_id: str, fields: dict[str, str]) -> Account | None:
@@ -76,11 +74,11 @@ def _account(registration_id: str, fields: dict[str, str]) -> Account | None:
         survey_consent=fields.get("survey_consent") == "1",
         company_name=fields.get("company_name", ""),
         features=json.loads(fields.get("features") or "{}"),
-        status=fields["status"],
+        status=AccountStatus(fields["status"]),
         workspaces=tuple(json.loads(fields.get("workspaces") or "[]")),
         token_hash=fields.get("token_hash") or None,
         token_expires_at=int(fields["token_expires_at"]) if fields.get("token_expires_at") else None,
-        role=fields.get("role") or None,
+        role=Role(fields["role"]) if fields.get("role") else None,
     )
 
 
@@ -91,60 +89,38 @@ def _token(token_hash: str, fields: dict[str, str]) -> TokenRecord | None:
         token_hash=token_hash,
         registration_id=fields["registration_id"],
         expires_at=int(fields["expires_at"]),
-        state=fields["state"],
+        state=TokenState(fields["state"]),
     )
 
 
-class ActivateRepository:
-    def __init__(self, client: redis.Redis, stream_maxlen: int) -> None:
-        self.redis = client
-        self.stream_maxlen = stream_maxlen
+class AccountRepository:
+    def __init__(self, uow: RedisUnitOfWork) -> None:
+        self.uow = uow
 
-    def transaction(self, attempt: Callable[[Pipeline], T]) -> T:
-        """Run `attempt` (which watches what it reads) until it commits; return its value."""
-        return self.redis.transaction(attempt, value_from_callable=True)
-
-    # --- reads ---------------------------------------------------------------------------------
-
-    def get_account(self, registration_id: str, reader: Reader | None = None) -> Account | None:
-        return _account(registration_id, (reader or self.redis).hgetall(_account_key(registration_id)))
-
-    def get_token(self, token_hash: str) -> TokenRecord | None:
-        return _token(token_hash, self.redis.hgetall(_token_key(token_hash)))
-
-    def get_credentials(self, registration_id: str) -> dict[str, str]:
-        return self.redis.hgetall(_credentials_key(registration_id))
-
-    def due_tokens(self, now: float, limit: int = 500) -> list[str]:
-        return self.redis.zrangebyscore(DEADLINES, "-inf", now, start=0, num=limit)
-
-    # --- watch and read, one round trip each (inside a transaction) ---------------------------
-
-    def watch_account(self, pipe: Pipeline, registration_id: str) -> Account | None:
+    def get(self, registration_id: str) -> Account | None:
         key = _account_key(registration_id)
-        (fields,) = watch_and_read(pipe, key, ("HGETALL", key))
+        (fields,) = self.uow.read(key, ("HGETALL", key))
         return _account(registration_id, fields)
 
-    def watch_token(self, pipe: Pipeline, token_hash: str) -> TokenRecord | None:
+    def save(self, account: Account) -> None:
+        self.uow.writes.hset(_account_key(account.registration_id), mapping=_account_fields(account))
+
+
+class TokenRepository:
+    """Activation links by their token's hash, and their deadlines for the sweep."""
+
+    def __init__(self, uow: RedisUnitOfWork) -> None:
+        self.uow = uow
+
+    def get(self, token_hash: str) -> TokenRecord | None:
         key = _token_key(token_hash)
-        (fields,) = watch_and_read(pipe, key, ("HGETALL", key))
+        (fields,) = self.uow.read(key, ("HGETALL", key))
         return _token(token_hash, fields)
 
-    def watch_active_login(self, pipe: Pipeline, login_key: str) -> str | None:
-        """The registration whose active account uses this login, if any."""
-        key = _active_login_key(login_key)
-        (owner,) = watch_and_read(pipe, key, ("GET", key))
-        return owner
-
-    # --- writes (the pipeline is in MULTI) -----------------------------------------------------
-
-    def save_account(self, pipe: Pipeline, account: Account) -> None:
-        pipe.hset(_account_key(account.registration_id), mapping=_account_fields(account))
-
-    def add_token(self, pipe: Pipeline, record: TokenRecord) -> None:
-        """A new link: its record (by hash) and its deadline for the sweep."""
+    def add(self, record: TokenRecord) -> None:
+        """A new link: its record and its deadline."""
         key = _token_key(record.token_hash)
-        pipe.hset(
+        self.uow.writes.hset(
             key,
             mapping={
                 "registration_id": record.registration_id,
@@ -152,31 +128,62 @@ class ActivateRepository:
                 "state": record.state,
             },
         )
-        pipe.expireat(key, record.expires_at + TOKEN_RETENTION_SECONDS)
-        pipe.zadd(DEADLINES, {record.token_hash: record.expires_at})
+        self.uow.writes.expireat(key, record.expires_at + TOKEN_RETENTION_SECONDS)
+        self.uow.writes.zadd(DEADLINES, {record.token_hash: record.expires_at})
 
-    def set_token_state(self, pipe: Pipeline, token_hash: str, state: str) -> None:
+    def set_state(self, token_hash: str, state: TokenState) -> None:
         """A link that can no longer be used (used, replaced, expired): nothing left to sweep."""
-        pipe.hset(_token_key(token_hash), "state", state)
-        pipe.zrem(DEADLINES, token_hash)
+        self.uow.writes.hset(_token_key(token_hash), "state", state)
+        self.forget_deadline(token_hash)
 
-    def forget_deadline(self, pipe: Pipeline, token_hash: str) -> None:
-        pipe.zrem(DEADLINES, token_hash)
+    def forget_deadline(self, token_hash: str) -> None:
+        self.uow.writes.zrem(DEADLINES, token_hash)
 
-    def save_credentials(
-        self, pipe: Pipeline, registration_id: str, password_hash: str, question: str, answer_hash: str
-    ) -> None:
-        pipe.hset(
+    def due(self, now: float, limit: int = 500) -> list[str]:
+        """Hashes of the links whose deadline has come, the earliest first."""
+        (due,) = self.uow.read(DEADLINES, ("ZRANGEBYSCORE", DEADLINES, "-inf", now, "LIMIT", 0, limit))
+        return due
+
+
+class ActiveLogins:
+    """Which registration's active account uses a login email (compared by `domain.login_key`)."""
+
+    def __init__(self, uow: RedisUnitOfWork) -> None:
+        self.uow = uow
+
+    def owner(self, login_key: str) -> str | None:
+        key = _active_login_key(login_key)
+        (owner,) = self.uow.read(key, ("GET", key))
+        return owner
+
+    def claim(self, login_key: str, registration_id: str) -> None:
+        self.uow.writes.set(_active_login_key(login_key), registration_id)
+
+
+class CredentialsRepository:
+    def __init__(self, uow: RedisUnitOfWork) -> None:
+        self.uow = uow
+
+    def get(self, registration_id: str) -> Credentials | None:
+        key = _credentials_key(registration_id)
+        (fields,) = self.uow.read(key, ("HGETALL", key))
+        return Credentials(**fields) if fields else None
+
+    def save(self, registration_id: str, credentials: Credentials) -> None:
+        self.uow.writes.hset(
             _credentials_key(registration_id),
             mapping={
-                "password_hash": password_hash,
-                "secret_question": question,
-                "secret_answer_hash": answer_hash,
+                "password_hash": credentials.password_hash,
+                "secret_question": credentials.secret_question,
+                "secret_answer_hash": credentials.secret_answer_hash,
             },
         )
 
-    def set_active_login(self, pipe: Pipeline, login_key: str, registration_id: str) -> None:
-        pipe.set(_active_login_key(login_key), registration_id)
 
-    def publish(self, pipe: Pipeline, event: Event) -> None:
-        publish(pipe, event, self.stream_maxlen)
+class ActivateUnitOfWork(RedisUnitOfWork):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.accounts = AccountRepository(self)
+        self.tokens = TokenRepository(self)
+        self.active_logins = ActiveLogins(self)
+        self.credentials = CredentialsRepository(self)

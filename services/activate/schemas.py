@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields
+
+from shared.schemas import Count, Length, PortalSchema
 
 
-class WorkspaceSchema(Schema):
+class WorkspaceSchema(PortalSchema):
     code = fields.String()
     label = fields.String()
     description = fields.String()
@@ -28,7 +30,7 @@ class OfferedWorkspaces(fields.List):
         return self._serialised[value]
 
 
-class WorkspacesPageSchema(Schema):
+class WorkspacesPageSchema(PortalSchema):
     """Step 3's page: « BIENVENUE {Prénom} {Nom} — Votre compte utilisateur {email} a été créé »."""
 
     registration_id = fields.String()
@@ -39,24 +41,24 @@ class WorkspacesPageSchema(Schema):
     workspaces = OfferedWorkspaces(fields.Nested(WorkspaceSchema))
 
 
-class ChooseWorkspacesSchema(Schema):
+class ChooseWorkspacesSchema(PortalSchema):
     workspaces = fields.List(
-        fields.String(validate=validate.Length(max=64)),
+        fields.String(validate=Length(max=64)),
         load_default=None,
-        validate=validate.Length(max=50),
+        validate=Count(max=50),
         metadata={"description": "Codes des espaces ouverts ; absent : les espaces ouverts par défaut."},
     )
 
 
-class AccountCreatedSchema(Schema):
+class AccountCreatedSchema(PortalSchema):
     account_id = fields.String()
 
 
-class LinkSentSchema(Schema):
+class LinkSentSchema(PortalSchema):
     status = fields.String()
 
 
-class ActivationPageSchema(Schema):
+class ActivationPageSchema(PortalSchema):
     login_email = fields.String()
     contact_email = fields.String()
     last_name = fields.String()
@@ -72,11 +74,11 @@ def _secret(description: str) -> fields.String:
     # bound is above the rules' own limits (128 characters for a password, 100 for an answer),
     # which `domain` reports with its own message.
     return fields.String(
-        load_default="", validate=validate.Length(max=SECRET_MAX), metadata={"description": description}
+        load_default="", validate=Length(max=SECRET_MAX), metadata={"description": description}
     )
 
 
-class ActivateSchema(Schema):
+class ActivateSchema(PortalSchema):
     password = _secret(
         "8 à 128 caractères, au moins 3 des 4 types ; ni trop courant ni tiré du nom ou de l'adresse"
     )
@@ -85,14 +87,14 @@ class ActivateSchema(Schema):
     secret_answer = _secret("100 caractères au plus")
 
 
-class ActivatedSchema(Schema):
+class ActivatedSchema(PortalSchema):
     status = fields.String()
     role = fields.String()
     structure_id = fields.String()
     account_id = fields.String()
 
 
-class TokenGoneSchema(Schema):
+class TokenGoneSchema(PortalSchema):
     """410: the link expired, was used or was replaced; `registration_id` lets a page resend."""
 
     code = fields.Integer()

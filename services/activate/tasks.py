@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 from celery import shared_task
 
 from services.activate import handlers
-from services.activate.repository import ActivateRepository
+from services.activate.bootstrap import SERVICE, bootstrap
+from shared import metrics
+from shared.bootstrap import for_celery
 
 
 @shared_task(name="activate.expire_activation_tokens", bind=True)
 def expire_activation_tokens(self) -> int:
-    repo = ActivateRepository(self.app.redis, self.app.settings.event_stream_maxlen)
-    return handlers.expire_activation_tokens(repo, time.time)
+    expired = handlers.expire_activation_tokens(for_celery(self.app, SERVICE, bootstrap).uow())
+    metrics.count_outcome(self.name, "expired", expired)
+    return expired

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.identify import handlers
+from services.identify.bootstrap import Identify
 from services.identify.schemas import RegistrationCreatedSchema, RegistrationSchema, StartRegistrationSchema
-from shared.errors import NotFound
+from shared.bootstrap import wiring_of
 
 blp = Blueprint("registrations", __name__, url_prefix="/identify/api", description="Step 1: identify")
 
 
-def _deps():
-    return current_app.extensions["identify"]
+def start(command: handlers.StartRegistration):
+    """Step 1 for the API and the page alike."""
+    wiring: Identify = wiring_of()
+    return handlers.start_registration(command, wiring.uow(), wiring.settings.registration_ttl_seconds)
 
 
 @blp.route("/registrations")
@@ -23,11 +25,7 @@ class Registrations(MethodView):
     @blp.response(201, RegistrationCreatedSchema)
     def post(self, body):
         """Start a registration: login email and structure identifier."""
-        deps = _deps()
-        registration = handlers.start_registration(
-            handlers.StartRegistration(**body), deps.repo, deps.clock, deps.settings.registration_ttl_seconds
-        )
-        return registration
+        return start(handlers.StartRegistration(**body))
 
 
 @blp.route("/registrations/<registration_id>")
@@ -35,7 +33,4 @@ class RegistrationById(MethodView):
     @blp.response(200, RegistrationSchema)
     def get(self, registration_id):
         """A registration and where it stands."""
-        registration = _deps().repo.get(registration_id)
-        if registration is None:
-            raise NotFound()
-        return registration
+        return handlers.registration(registration_id, wiring_of().uow())

@@ -1,49 +1,35 @@
-"""`create_app(settings)`: identify's Flask app, with its dependencies passed in."""
+"""`create_app()`: identify's Flask app around its wiring (`bootstrap.py`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import redis
 from flask import Flask
 
 from services.identify import api, pages
-from services.identify.repository import IdentifyRepository
-from shared import limits, web
-from shared.http_api import add_health_routes, create_service_app
-from shared.redis_checks import check_durability
+from services.identify.bootstrap import SERVICE, Identify, bootstrap
+from shared import limits
+from shared.bootstrap import Clock, service_app
 from shared.settings import Settings
-from shared.store import connect
-
-
-@dataclass
-class Deps:
-    settings: Settings
-    repo: IdentifyRepository
-    clock: Callable[[], float]
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     client: redis.Redis | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = time.time,
+    wiring: Identify | None = None,
 ) -> Flask:
-    settings = settings or Settings.from_env()
-    client = client or connect(settings)
-    app, smorest = create_service_app("identify", "identify — étape 1", settings)
-    app.extensions["identify"] = Deps(
-        settings, IdentifyRepository(client, settings.event_stream_maxlen), clock
+    wiring = wiring or bootstrap(settings, client=client, clock=clock)
+    return service_app(
+        SERVICE,
+        "identify — étape 1",
+        wiring,
+        api=[api.blp],
+        pages=pages.bp,
+        guards=[guard_step_one(wiring.settings)],
     )
-    smorest.register_blueprint(api.blp)
-    web.install(app, "identify", settings)
-    app.register_blueprint(pages.bp)
-    add_health_routes(app, "identify", client)
-    limits.install(app, "identify", settings, client, [guard_step_one(settings)])
-    check_durability(client, "identify")
-    return app
 
 
 def guard_step_one(settings: Settings) -> limits.Guard:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from services.identify.handlers import FOLLOWED_EVENTS, make_progress_handler
-from services.identify.repository import IdentifyRepository
-from shared.consumer_main import run_consumer
+from typing import Any
+
+from services.identify import handlers
+from services.identify.bootstrap import SERVICE, Identify, bootstrap
+from shared.bootstrap import event_consumer, run_consumer
+from shared.bus import Consumer
+
+HANDLERS = {event_type: handlers.on_progress for event_type in handlers.FOLLOWED_EVENTS}
 
 
-def build_handlers(settings, client):
-    on_progress = make_progress_handler(IdentifyRepository(client, settings.event_stream_maxlen))
-    return {event_type: on_progress for event_type in FOLLOWED_EVENTS}
+def build(wiring: Identify, **options: Any) -> Consumer:
+    return event_consumer(SERVICE, wiring, HANDLERS, wiring.uow, **options)
 
 
 if __name__ == "__main__":
-    run_consumer("identify", build_handlers)
+    run_consumer(build(bootstrap()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 from stdnum import exceptions as stdnum_errors
@@ -18,11 +19,23 @@ _VAT_PREFIX_TO_COUNTRY = {"EL": "GR", "XI": "GB"}
 _FREE_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./-]{0,49}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
-STARTED = "started"
-STRUCTURE_CONFIRMED = "structure_confirmed"
-WORKSPACES_CHOSEN = "workspaces_chosen"
-ACTIVATED = "activated"
-EXPIRED = "expired"
+
+
+class RegistrationStatus(StrEnum):
+    """Where a registration stands, as `GET /identify/api/registrations/{id}` tells it."""
+
+    STARTED = "started"
+    STRUCTURE_CONFIRMED = "structure_confirmed"
+    WORKSPACES_CHOSEN = "workspaces_chosen"
+    ACTIVATED = "activated"
+    EXPIRED = "expired"
+
+
+STARTED = RegistrationStatus.STARTED
+STRUCTURE_CONFIRMED = RegistrationStatus.STRUCTURE_CONFIRMED
+WORKSPACES_CHOSEN = RegistrationStatus.WORKSPACES_CHOSEN
+ACTIVATED = RegistrationStatus.ACTIVATED
+EXPIRED = RegistrationStatus.EXPIRED
 
 
 @dataclass(frozen=True)
@@ -35,19 +48,29 @@ class StructureIdentity:
 
 
 def normalise_login_email(raw: str) -> str:
+    address = raw.strip()
     try:
-        return validate_email(raw.strip(), check_deliverability=False).normalized
+        return validate_email(address, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise Invalid.on("login_email", f"Adresse électronique invalide : {_email_reason(exc)}") from exc
+        raise Invalid.on("login_email", f"Adresse électronique invalide : {_email_reason(address)}") from exc
 
 
-def _email_reason(exc: EmailNotValidError) -> str:
-    text = str(exc)
-    if "@" in text and "sign" in text:
-        return "il manque le signe @."
-    if "domain" in text.lower():
+def _email_reason(address: str) -> str:
+    """Which part of a refused address is wrong, found by checking the parts on their own."""
+    if address.count("@") != 1:
+        return "il manque le signe @." if "@" not in address else "une adresse ne contient qu'un signe @."
+    local, domain = address.split("@")
+    if local and domain and not _valid(f"nom@{domain}"):
         return "le nom de domaine n'est pas valide."
     return "vérifiez l'adresse saisie."
+
+
+def _valid(address: str) -> bool:
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
 
 
 def identify_structure(identifier_type: str, identifier: str, country: str | None) -> StructureIdentity:
@@ -135,8 +158,26 @@ def _digits(raw: str, lengths: tuple[int, ...], name: str, shape: str) -> str:
 
 
 @dataclass(frozen=True)
+class Registration:
+    """A registration as identify keeps it."""
+
+    registration_id: str
+    login_email: str
+    identifier_type: str
+    identifier: str
+    country: str
+    status: RegistrationStatus
+    created_at: float
+    token_expires_at: str | None = None
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(self.status, self.token_expires_at)
+
+
+@dataclass(frozen=True)
 class Progress:
-    status: str
+    status: RegistrationStatus
     token_expires_at: str | None = None
 
 
@@ -165,7 +206,7 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
     return None
 
 
-def is_abandoned(status: str) -> bool:
+def is_abandoned(status: RegistrationStatus) -> bool:
     """A registration that never reached step 3 expires with REGISTRATION_TTL_SECONDS."""
     return status in (STARTED, STRUCTURE_CONFIRMED)
 

@@ -1,20 +1,22 @@
-"""identify's commands and event handlers: load, decide with `domain`, save with the event."""
+"""identify's commands and event handlers: load, decide with `domain`, record with the events.
+
+Each takes a unit of work (`uow.registrations`, `uow.publish`, `uow.clock`); the same code runs
+on Redis and, in the unit tests, on dicts.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-
-from redis.client import Pipeline
+from dataclasses import dataclass, replace
 
 from services.identify import domain
-from services.identify.repository import IdentifyRepository, Registration
-from shared.errors import gather
-from shared.events import Event, new_event
+from services.identify.domain import Registration
+from shared import contracts
+from shared.errors import NotFound, gather
+from shared.events import Event
+from shared.unit_of_work import UnitOfWork
 
-SERVICE = "identify"
-Clock = Callable[[], float]
+SWEEP_MAX_BATCHES = 100
 
 
 @dataclass(frozen=True)
@@ -25,14 +27,13 @@ class StartRegistration:
     country: str | None = None
 
 
-def start_registration(
-    cmd: StartRegistration, repo: IdentifyRepository, clock: Clock, ttl_seconds: int
-) -> Registration:
+def start_registration(cmd: StartRegistration, uow: UnitOfWork, ttl_seconds: int) -> Registration:
+    """Step 1: a new registration, announced by RegistrationStarted."""
     email, structure = gather(
         lambda: domain.normalise_login_email(cmd.login_email),
         lambda: domain.identify_structure(cmd.identifier_type, cmd.identifier, cmd.country),
     )
-    now = clock()
+    now = uow.clock()
     registration = Registration(
         registration_id=str(uuid.uuid4()),
         login_email=email,
@@ -42,37 +43,34 @@ def start_registration(
         status=domain.STARTED,
         created_at=now,
     )
-    event = new_event(
-        "RegistrationStarted",
-        SERVICE,
-        registration.registration_id,
-        {
-            "login_email": email,
-            "identifier_type": structure.identifier_type,
-            "identifier": structure.identifier,
-            "country": structure.country,
-        },
-    )
-    repo.add(registration, now + ttl_seconds, event)
-    return registration
+
+    def record() -> Registration:
+        uow.registrations.add(registration, abandon_at=now + ttl_seconds)
+        uow.publish(
+            contracts.RegistrationStarted(
+                registration_id=registration.registration_id,
+                login_email=email,
+                identifier_type=structure.identifier_type,
+                identifier=structure.identifier,
+                country=structure.country,
+            )
+        )
+        return registration
+
+    return uow.run(record)
 
 
-def make_progress_handler(repo: IdentifyRepository):
-    """One handler for every later event: each moves the status the domain says."""
+def registration(registration_id: str, uow: UnitOfWork) -> Registration:
+    """A registration and where it stands; 404 when unknown."""
+    found = uow.registrations.get(registration_id)
+    if found is None:
+        raise NotFound()
+    return found
 
-    def on_progress(event: Event, pipe: Pipeline) -> None:
-        registration = repo.watch(pipe, event.subject)
-        if registration is None:
-            return  # expired long ago and gone: nothing to follow
-        current = domain.Progress(registration.status, registration.token_expires_at)
-        progress = domain.progress_after(current, STANDS_FOR.get(event.type, event.type), event.data)
-        if progress is None:
-            return
-        pipe.multi()
-        repo.set_progress(pipe, registration.registration_id, progress, domain.is_abandoned(progress.status))
 
-    return on_progress
-
+# A warning sent to the holder of the login email instead of a link moves the registration as
+# the link would have: seen from outside, the two must not differ.
+STANDS_FOR = {"RegistrationAttemptOnExistingAccount": "ActivationLinkIssued"}
 
 FOLLOWED_EVENTS = (
     "StructureConfirmed",
@@ -83,19 +81,38 @@ FOLLOWED_EVENTS = (
     "AccountActivated",
 )
 
-# A warning sent to the holder of the login email instead of a link moves the registration as
-# the link would have: seen from outside, the two must not differ.
-STANDS_FOR = {"RegistrationAttemptOnExistingAccount": "ActivationLinkIssued"}
+
+def on_progress(event: Event, uow: UnitOfWork) -> None:
+    """Every later step's event moves the status as the domain says (the bus's transaction)."""
+    current = uow.registrations.get(event.subject)
+    if current is None:
+        return  # expired long ago and gone: nothing to follow
+    progress = domain.progress_after(current.progress, STANDS_FOR.get(event.type, event.type), event.data)
+    if progress is None:
+        return
+    uow.registrations.save_progress(
+        replace(current, status=progress.status, token_expires_at=progress.token_expires_at)
+    )
+    if not domain.is_abandoned(progress.status):
+        uow.registrations.forget_deadline(current.registration_id)
 
 
-def expire_abandoned(repo: IdentifyRepository, clock: Clock) -> int:
+def expire_abandoned(uow: UnitOfWork) -> int:
     """Registrations that never reached step 3 in time become `expired`. Safe to run twice."""
     expired = 0
-    for registration_id in repo.due_for_expiry(clock()):
-        if repo.expire_if(
-            registration_id,
-            lambda r: domain.is_abandoned(r.status),
-            lambda r: new_event("RegistrationExpired", SERVICE, r.registration_id, {}),
-        ):
-            expired += 1
+    for _ in range(SWEEP_MAX_BATCHES):
+        due = uow.registrations.due_for_expiry(uow.clock())
+        if not due:
+            break
+        expired += sum(uow.run(_expire_one, uow, registration_id) for registration_id in due)
     return expired
+
+
+def _expire_one(uow: UnitOfWork, registration_id: str) -> bool:
+    current = uow.registrations.get(registration_id)
+    uow.registrations.forget_deadline(registration_id)
+    if current is None or not domain.is_abandoned(current.status):
+        return False
+    uow.registrations.save_progress(replace(current, status=domain.EXPIRED))
+    uow.publish(contracts.RegistrationExpired(registration_id=registration_id))
+    return True

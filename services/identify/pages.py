@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request
+from flask import redirect, render_template, request
 
-from services.identify import domain, handlers
+from services.identify import api, domain, handlers
 from shared.errors import Invalid
 from shared.web import page_blueprint
 
@@ -34,11 +34,8 @@ def start():
         identifier_type=form.get("identifier_type", "AUTRE") if without_siret else "SIRET",
         country=(form.get("country") or None) if without_siret else None,
     )
-    deps = current_app.extensions["identify"]
     try:
-        registration = handlers.start_registration(
-            command, deps.repo, deps.clock, deps.settings.registration_ttl_seconds
-        )
+        registration = api.start(command)
     except Invalid as error:
         errors = dict(error.errors)
         if not without_siret and "identifier" in errors:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 from celery import shared_task
 
 from services.identify import handlers
-from services.identify.repository import IdentifyRepository
+from services.identify.bootstrap import SERVICE, bootstrap
+from shared import metrics
+from shared.bootstrap import for_celery
 
 
 @shared_task(name="identify.expire_registrations", bind=True)
 def expire_registrations(self) -> int:
-    repo = IdentifyRepository(self.app.redis, self.app.settings.event_stream_maxlen)
-    return handlers.expire_abandoned(repo, time.time)
+    expired = handlers.expire_abandoned(for_celery(self.app, SERVICE, bootstrap).uow())
+    metrics.count_outcome(self.name, "expired", expired)
+    return expired

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.notify import mailfiles
+from services.notify import handlers
 from services.notify.schemas import MessageSchema, MessageSummarySchema
-from shared.errors import NotFound
+from shared.bootstrap import wiring_of
 
 blp = Blueprint(
     "mailbox", __name__, url_prefix="/notify/api", description="Messages saved by the local mail catcher"
@@ -16,7 +15,7 @@ blp = Blueprint(
 
 
 def _mail_dir() -> str:
-    return current_app.extensions["notify"].settings.mail_dir
+    return wiring_of().settings.mail_dir
 
 
 @blp.route("/mailbox")
@@ -24,7 +23,7 @@ class Mailbox(MethodView):
     @blp.response(200, MessageSummarySchema(many=True))
     def get(self):
         """The saved messages, newest first."""
-        return mailfiles.list_messages(_mail_dir())
+        return handlers.mailbox(_mail_dir())
 
 
 @blp.route("/mailbox/<name>")
@@ -32,9 +31,7 @@ class MailboxMessage(MethodView):
     @blp.response(200, MessageSchema)
     def get(self, name):
         """One saved message: its headers, plain text and HTML."""
-        stored = mailfiles.read(_mail_dir(), name)
-        if stored is None:
-            raise NotFound("Message introuvable.")
+        stored = handlers.mailbox_message(_mail_dir(), name)
         summary = stored.summary
         return {
             "name": summary.name,

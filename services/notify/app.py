@@ -1,31 +1,33 @@
-"""`create_app(settings)`: notify's Flask app (health, the mailbox pages and their JSON)."""
+"""`create_app()`: notify's Flask app around its wiring (`bootstrap.py`): health, and the local
+mail catcher's mailbox as pages and JSON."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
 
 import redis
 from flask import Flask
 
 from services.notify import api, pages
-from shared.http_api import add_health_routes, create_service_app
-from shared.redis_checks import check_durability
+from services.notify.bootstrap import SERVICE, Notify, bootstrap
+from shared import metrics
+from shared.bootstrap import Clock, service_app
 from shared.settings import Settings
-from shared.store import connect
 
 
-@dataclass
-class Deps:
-    settings: Settings
-
-
-def create_app(settings: Settings | None = None, *, client: redis.Redis | None = None) -> Flask:
-    settings = settings or Settings.from_env()
-    client = client or connect(settings)
-    app, smorest = create_service_app("notify", "notify — courriels", settings)
-    app.extensions["notify"] = Deps(settings)
-    smorest.register_blueprint(api.blp)
+def create_app(
+    settings: Settings | None = None,
+    *,
+    client: redis.Redis | None = None,
+    clock: Clock = time.time,
+    wiring: Notify | None = None,
+) -> Flask:
+    wiring = wiring or bootstrap(settings, client=client, clock=clock)
+    app = service_app(
+        SERVICE, "notify — courriels", wiring, api=[api.blp], metrics_queues=metrics.CELERY_QUEUES
+    )
+    # The mailbox is a tool for `make run`, not a step of the portal: its pages have a layout and
+    # a Content-Security-Policy of their own (scripts never run, not even in a message's HTML),
+    # hence no `pages=` (which gives the portal's layout, CSRF and headers).
     app.register_blueprint(pages.bp)
-    add_health_routes(app, "notify", client)
-    check_durability(client, "notify")
     return app

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-import redis
-from celery import Celery
-
-from services.notify.handlers import make_handlers
-from shared.bus import Handler
-from shared.celery_app import make_celery
-from shared.consumer_main import run_consumer
-from shared.settings import Settings
+from services.notify import handlers
+from services.notify.bootstrap import SERVICE, Notify, bootstrap
+from shared.bootstrap import event_consumer, run_consumer
+from shared.bus import Consumer, Handler
 
 
-def celery_enqueue(app: Celery):
-    def enqueue(task_name: str, task_id: str, kwargs: dict[str, Any]) -> None:
-        app.send_task(task_name, kwargs=kwargs, task_id=task_id)
+def handlers_of(wiring: Notify) -> dict[str, Handler]:
+    """Every event that asks for an email, queued through the wiring's `enqueue`."""
+    on_email_asked = partial(handlers.on_email_asked, enqueue=wiring.enqueue)
+    return {event_type: on_email_asked for event_type in handlers.KINDS}
 
-    return enqueue
 
-
-def build_handlers(
-    settings: Settings, client: redis.Redis, celery_app: Celery | None = None
-) -> dict[str, Handler]:
-    return make_handlers(celery_enqueue(celery_app or make_celery(settings)))
+def build(wiring: Notify, **options: Any) -> Consumer:
+    return event_consumer(SERVICE, wiring, handlers_of(wiring), wiring.uow, **options)
 
 
 if __name__ == "__main__":
-    run_consumer("notify", build_handlers)
+    run_consumer(build(bootstrap()))

@@ -1,4 +1,5 @@
-"""How notify's emails say things. Pure: no Redis, no SMTP, no clock."""
+"""How notify's emails say things, and when an event's email may be sent. Pure: no Redis, no
+SMTP, no clock."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum, StrEnum
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -121,3 +123,56 @@ def attempt_email(
         when=deadline_in_words(attempted_at),
         resent=reason == "resent",
     )
+
+
+Email = ActivationEmail | AttemptEmail
+
+
+# --- once per event ---------------------------------------------------------------------------------
+
+LEASE_SECONDS = 120
+"""How long one copy of the task may hold an email's lease: far above the SMTP time-outs of one
+send, so that the lease lapses only when its holder died."""
+
+
+class Outcome(StrEnum):
+    """What became of an event's email: the email task's result. `sent` and `refused` are also
+    stored, as the email's status."""
+
+    SENT = "sent"
+    ALREADY_DONE = "already-done"  # another copy of the task dealt with it
+    DROPPED = "dropped"  # the event cannot make an email (invalid data, token that will not open)
+    REFUSED = "refused"  # the SMTP server refused it for good
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where an event's email stands: its outcome once dealt with (`sent` or `refused`), and the
+    copy of the task holding its lease, if any."""
+
+    outcome: Outcome | None = None
+    lease_holder: str | None = None
+
+
+class Claim(Enum):
+    """What a copy of the task may do with an event's email."""
+
+    SEND = "send"  # the lease is (now) this copy's
+    DONE = "done"  # already dealt with: nothing to do
+    WAIT = "wait"  # another copy holds the lease: try again later
+
+
+def claim(delivery: Delivery, owner: str) -> Claim:
+    """The rule of the lease. `owner` is the broker message's delivery tag, which a message
+    requeued after its worker died keeps: that copy takes its own lease over at once instead of
+    waiting for it to lapse."""
+    if delivery.outcome is not None:
+        return Claim.DONE
+    if delivery.lease_holder not in (None, owner):
+        return Claim.WAIT
+    return Claim.SEND
+
+
+def holds_lease(delivery: Delivery, owner: str) -> bool:
+    """Only the holder frees a lease: one that lapsed and was taken by another copy stays theirs."""
+    return delivery.lease_holder == owner

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from services.notify.domain import ActivationEmail, AttemptEmail
+from services.notify.domain import ActivationEmail, AttemptEmail, Email
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -30,17 +30,14 @@ class RenderedEmail:
     html: str
 
 
-def render_activation(email: ActivationEmail) -> RenderedEmail:
-    return RenderedEmail(
-        subject=email.subject,
-        text=_env.get_template("activation.txt.j2").render(email=email),
-        html=_env.get_template("activation.html.j2").render(email=email),
-    )
+_TEMPLATES: dict[type, str] = {ActivationEmail: "activation", AttemptEmail: "attempt"}
+"""Each email's templates: `{name}.txt.j2` and `{name}.html.j2`."""
 
 
-def render_attempt(email: AttemptEmail) -> RenderedEmail:
+def render(email: Email) -> RenderedEmail:
+    name = _TEMPLATES[type(email)]
     return RenderedEmail(
         subject=email.subject,
-        text=_env.get_template("attempt.txt.j2").render(email=email),
-        html=_env.get_template("attempt.html.j2").render(email=email),
+        text=_env.get_template(f"{name}.txt.j2").render(email=email),
+        html=_env.get_template(f"{name}.html.j2").render(email=email),
     )

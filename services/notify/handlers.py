@@ -1,9 +1,13 @@
-"""notify's event handlers and the bodies of its email tasks.
+"""notify's event handler, its one command (send the email of an event) and the mailbox queries.
 
 Each event that asks for an email becomes a Celery task whose id is the event id, with the
 event's data: `ActivationLinkIssued` (the token still sealed; the task opens it) and
-`RegistrationAttemptOnExistingAccount` (a warning to the holder of an active account). Every
-task renders, then sends once per event through `deliver_once`, and records the outcome.
+`RegistrationAttemptOnExistingAccount` (a warning to the holder of an active account). Both
+tasks run `send_email`: compose the email of that kind of event, take the event's lease, send,
+record the outcome; once per event, whichever copy of the task runs.
+
+Each takes a unit of work (`uow.emails`, `uow.clock`); the same code runs on Redis and, in the
+unit tests, on dicts.
 """
 
 from __future__ import annotations
@@ -13,86 +17,55 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any
 
-import redis
 from marshmallow import Schema, ValidationError
-from redis.client import Pipeline
 
-from services.notify import domain, emails, mailer
-from services.notify.repository import NotifyRepository
+from services.notify import domain, emails, mailer, mailfiles
+from services.notify.domain import Claim, Outcome
 from shared import contracts
-from shared.bus import Handler
+from shared.errors import NotFound
 from shared.events import Event
 from shared.sealing import InvalidToken, unseal
 from shared.settings import Settings
+from shared.timestamps import iso_utc
+from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 SEND_ACTIVATION_EMAIL = "notify.send_activation_email"
 SEND_ATTEMPT_EMAIL = "notify.send_registration_attempt_email"
-SENT = "sent"
-ALREADY_DONE = "already-done"
-DROPPED = "dropped"
-REFUSED = "refused"
+# The outcomes under their former names, for the modules that still import them.
+SENT = Outcome.SENT
+ALREADY_DONE = Outcome.ALREADY_DONE
+DROPPED = Outcome.DROPPED
+REFUSED = Outcome.REFUSED
 
 Enqueue = Callable[[str, str, dict[str, Any]], None]
-"""`enqueue(task_name, task_id, kwargs)`: queue a Celery task (see consumer.py)."""
+"""`enqueue(task_name, task_id, kwargs)`: queue a Celery task (`bootstrap.CeleryQueue`)."""
+
+RECORD_PATIENCE_SECONDS = domain.LEASE_SECONDS
 
 
 class TryLater(Exception):
     """The email is not sent yet for a reason that may pass: the task is retried."""
 
 
-def make_handlers(enqueue: Enqueue) -> dict[str, Handler]:
-    # No state of notify's own here: the bus records the event as seen. A second enqueue (the
-    # bus retrying) carries the same task id, and the task sends once per event id.
-    def queue(task_name: str, kind: str) -> Handler:
-        def on_event(event: Event, pipe: Pipeline) -> None:
-            enqueue(task_name, event.id, dict(event.data))
-            log.info("%s email queued for event %s (registration %s)", kind, event.id, event.subject)
-
-        return on_event
-
-    return {
-        "ActivationLinkIssued": queue(SEND_ACTIVATION_EMAIL, "activation"),
-        "RegistrationAttemptOnExistingAccount": queue(SEND_ATTEMPT_EMAIL, "registration-attempt"),
-    }
+class Undeliverable(Exception):
+    """The event cannot make an email, now or ever: it is dropped."""
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+# --- the kinds of email ----------------------------------------------------------------------------
 
 
-def send_activation_email(
-    event_id: str,
-    data: dict[str, Any],
-    *,
-    settings: Settings,
-    repo: NotifyRepository,
-    send: Callable[[EmailMessage], None],
-    clock: Callable[[], float],
-) -> str:
-    """Send the activation email of event `event_id` unless it already went; return the outcome.
-
-    Raises `TryLater` when SMTP is unavailable or another copy of the task is sending.
-    """
-    registration_id = data.get("registration_id", "?")
-    facts = _facts(contracts.ActivationLinkIssued(), event_id, data)
-    if facts is None:
-        return DROPPED
+def _activation(facts: dict[str, Any], settings: Settings) -> domain.ActivationEmail:
     try:
         token = unseal(facts["sealed_token"], settings.require_secret_key())
-    except InvalidToken:
-        log.error(
-            "event %s (registration %s): the activation token cannot be unsealed "
-            "(SECRET_KEY differs from activate's?), dropped",
-            event_id,
-            registration_id,
-        )
-        return DROPPED
-    email = domain.activation_email(
+    except InvalidToken as exc:
+        raise Undeliverable(
+            "the activation token cannot be unsealed (SECRET_KEY differs from activate's?)"
+        ) from exc
+    return domain.activation_email(
         to=facts["login_email"],
         first_name=facts["first_name"],
         last_name=facts["last_name"],
@@ -102,115 +75,153 @@ def send_activation_email(
         expires_at=facts["token_expires_at"],
         reason=facts["reason"],
     )
-    outbound = Outbound(
-        "activation", event_id, registration_id, email.to, lambda: emails.render_activation(email)
-    )
-    return deliver_once(outbound, settings=settings, repo=repo, send=send, clock=clock)
 
 
-def send_attempt_email(
-    event_id: str,
-    data: dict[str, Any],
-    *,
-    settings: Settings,
-    repo: NotifyRepository,
-    send: Callable[[EmailMessage], None],
-    clock: Callable[[], float],
-) -> str:
-    """Warn the holder of an active account that someone tried to register with their address.
-
-    Same guarantees as the activation email: once per event, retried while SMTP is away.
-    """
-    registration_id = data.get("registration_id", "?")
-    facts = _facts(contracts.RegistrationAttemptOnExistingAccount(), event_id, data)
-    if facts is None:
-        return DROPPED
-    email = domain.attempt_email(
+def _attempt(facts: dict[str, Any], settings: Settings) -> domain.AttemptEmail:
+    return domain.attempt_email(
         to=facts["login_email"],
         first_name=facts["first_name"],
         last_name=facts["last_name"],
         attempted_at=facts["attempted_at"],
         reason=facts["reason"],
     )
-    outbound = Outbound(
-        "registration-attempt", event_id, registration_id, email.to, lambda: emails.render_attempt(email)
-    )
-    return deliver_once(outbound, settings=settings, repo=repo, send=send, clock=clock)
-
-
-def _facts(schema: Schema, event_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
-    """The event's data as its contract reads it, or None (logged) when it does not hold."""
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        log.error(
-            "event %s: invalid %s data (%s), dropped", event_id, type(schema).__name__, sorted(exc.messages)
-        )
-        return None
 
 
 @dataclass(frozen=True)
-class Outbound:
-    """One email to send for one event; `render` runs only once the lease is held."""
+class EmailKind:
+    """The email an event type asks for."""
 
-    kind: str  # for the logs: "activation", "registration-attempt"
+    label: str  # in the logs
+    task: str  # the name of its Celery task: part of the queue's contract
+    schema: Schema  # the event's data as the contract reads it
+    compose: Callable[[dict[str, Any], Settings], domain.Email]
+
+
+KINDS: dict[str, EmailKind] = {
+    "ActivationLinkIssued": EmailKind(
+        "activation", SEND_ACTIVATION_EMAIL, contracts.ActivationLinkIssuedData(), _activation
+    ),
+    "RegistrationAttemptOnExistingAccount": EmailKind(
+        "registration-attempt",
+        SEND_ATTEMPT_EMAIL,
+        contracts.RegistrationAttemptOnExistingAccountData(),
+        _attempt,
+    ),
+}
+"""Event type → its email. The events notify handles are these."""
+
+
+# --- the event handler ------------------------------------------------------------------------------
+
+
+def on_email_asked(event: Event, uow: UnitOfWork, enqueue: Enqueue) -> None:
+    """The event becomes the task that sends its email, with the event id as task id.
+
+    No state of notify's own here: the bus records the event as seen. A second enqueue (the bus
+    retrying) carries the same task id, and the task sends once per event id."""
+    kind = KINDS[event.type]
+    enqueue(kind.task, event.id, dict(event.data))
+    log.info("%s email queued for event %s (registration %s)", kind.label, event.id, event.subject)
+
+
+# --- the command ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendEmail:
+    """Send the email of event `event_id` (of type `event_type`, with its `data`), as `owner`:
+    the copy of the task running (the broker message's delivery tag)."""
+
+    event_type: str
     event_id: str
-    registration_id: str
-    to: str
-    render: Callable[[], emails.RenderedEmail]
+    data: dict[str, Any]
+    owner: str
 
 
-def deliver_once(
-    outbound: Outbound,
-    *,
-    settings: Settings,
-    repo: NotifyRepository,
-    send: Callable[[EmailMessage], None],
-    clock: Callable[[], float],
-) -> str:
-    """Send `outbound` unless its event's email already went; record the outcome.
+def send_email(cmd: SendEmail, uow: UnitOfWork, settings: Settings, send: mailer.Send) -> Outcome:
+    """Send the event's email unless it already went; record the outcome and return it.
 
-    A lease keyed by the event id keeps two copies of the task from sending at once; the outcome
-    recorded under the same id makes every later copy a no-op. Raises `TryLater` when SMTP is
-    unavailable or another copy holds the lease.
-    """
-    kind, event_id, registration_id = outbound.kind, outbound.event_id, outbound.registration_id
-    lease = repo.take_lease(event_id)
-    if lease.outcome:
-        log.info("%s email of event %s already dealt with", kind, event_id)
-        return ALREADY_DONE
-    owner = lease.owner
-    if owner is None:
-        raise TryLater(f"another copy of this task is sending this {kind} email")
+    Raises `TryLater` when SMTP is unavailable or another copy of the task holds the lease."""
+    kind = KINDS[cmd.event_type]
+    registration_id = cmd.data.get("registration_id", "?")
     try:
-        now = clock()
+        email = kind.compose(_facts(kind, cmd), settings)
+    except Undeliverable as exc:
+        log.error("event %s (registration %s): %s, dropped", cmd.event_id, registration_id, exc)
+        return Outcome.DROPPED
+    claim = uow.run(take_lease, uow, cmd)
+    if claim is Claim.DONE:
+        log.info("%s email of event %s already dealt with", kind.label, cmd.event_id)
+        return Outcome.ALREADY_DONE
+    if claim is Claim.WAIT:
+        raise TryLater(f"another copy of this task is sending this {kind.label} email")
+    try:
+        now = uow.clock()
         message = mailer.build_message(
-            outbound.render(),
-            to=outbound.to,
+            emails.render(email),
+            to=email.to,
             mail_from=settings.mail_from,
             now=datetime.fromtimestamp(now, UTC),
         )
         send(message)
     except mailer.PermanentFailure as exc:
-        log.error("%s email of event %s (registration %s) refused: %s", kind, event_id, registration_id, exc)
-        repo.record(event_id, status=REFUSED, to=outbound.to, at=_iso(clock()), owner=owner)
-        return REFUSED
+        log.error(
+            "%s email of event %s (registration %s) refused: %s",
+            kind.label,
+            cmd.event_id,
+            registration_id,
+            exc,
+        )
+        uow.run(record_outcome, uow, cmd, Outcome.REFUSED, email.to, iso_utc(uow.clock()))
+        return Outcome.REFUSED
     except mailer.TemporaryFailure as exc:
-        repo.release_lease(event_id, owner)
+        uow.run(release_lease, uow, cmd)
         raise TryLater(str(exc)) from exc
     except BaseException:
-        repo.release_lease(event_id, owner)
+        uow.run(release_lease, uow, cmd)
         raise
-    record_after_send(repo, event_id, to=outbound.to, at=_iso(now), owner=owner)
-    log.info("%s email of event %s (registration %s) sent", kind, event_id, registration_id)
-    return SENT
+    record_insisting(uow, cmd, email.to, iso_utc(now))
+    log.info("%s email of event %s (registration %s) sent", kind.label, cmd.event_id, registration_id)
+    return Outcome.SENT
 
 
-RECORD_PATIENCE_SECONDS = 120
+def _facts(kind: EmailKind, cmd: SendEmail) -> dict[str, Any]:
+    """The event's data as its contract reads it; `Undeliverable` when it does not hold (only
+    the names of the faulty fields are told: their values may be secret)."""
+    try:
+        return kind.schema.load(cmd.data)
+    except ValidationError as exc:
+        problems = sorted(exc.messages) if isinstance(exc.messages, dict) else exc.messages
+        raise Undeliverable(f"invalid {type(kind.schema).__name__} ({problems})") from exc
 
 
-def record_after_send(repo: NotifyRepository, event_id: str, *, to: str, at: str, owner: str) -> None:
-    """Record a sent email, insisting while Redis is away.
+# The transactions of `send_email` (each the body of one `uow.run`):
+
+
+def take_lease(uow: UnitOfWork, cmd: SendEmail) -> Claim:
+    """What `cmd.owner` may do with the email, the lease taken when it may send."""
+    claim = domain.claim(uow.emails.get(cmd.event_id), cmd.owner)
+    if claim is Claim.SEND:
+        uow.emails.hold_lease(cmd.event_id, cmd.owner, domain.LEASE_SECONDS)
+    return claim
+
+
+def release_lease(uow: UnitOfWork, cmd: SendEmail) -> None:
+    """The lease freed for the next try, if it is still `cmd.owner`'s."""
+    if domain.holds_lease(uow.emails.get(cmd.event_id), cmd.owner):
+        uow.emails.release_lease(cmd.event_id)
+
+
+def record_outcome(uow: UnitOfWork, cmd: SendEmail, outcome: Outcome, to: str, at: str) -> None:
+    """The outcome, and the lease freed (if still ours), in one transaction."""
+    delivery = uow.emails.get(cmd.event_id)
+    uow.emails.record(cmd.event_id, outcome=outcome, to=to, at=at)
+    if domain.holds_lease(delivery, cmd.owner):
+        uow.emails.release_lease(cmd.event_id)
+
+
+def record_insisting(uow: UnitOfWork, cmd: SendEmail, to: str, at: str) -> None:
+    """Record a sent email, insisting while the store cannot be reached.
 
     SMTP has taken the message: giving up here would make a later copy of the task send it
     again. So the outcome is retried for as long as the lease lasts, not reported as "not sent".
@@ -219,11 +230,27 @@ def record_after_send(repo: NotifyRepository, event_id: str, *, to: str, at: str
     pause = 0.2
     while True:
         try:
-            repo.record(event_id, status=SENT, to=to, at=at, owner=owner)
+            uow.run(record_outcome, uow, cmd, Outcome.SENT, to, at)
             return
-        except (redis.ConnectionError, redis.TimeoutError):
+        except uow.UNREACHABLE:
             if time.monotonic() >= deadline:
-                log.error("email of event %s sent but its outcome could not be recorded", event_id)
+                log.error("email of event %s sent but its outcome could not be recorded", cmd.event_id)
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
+
+
+# --- the mailbox (the local mail catcher's folder) --------------------------------------------------
+
+
+def mailbox(mail_dir: str) -> list[mailfiles.MessageSummary]:
+    """The saved messages, newest first."""
+    return mailfiles.list_messages(mail_dir)
+
+
+def mailbox_message(mail_dir: str, name: str) -> mailfiles.StoredMessage:
+    """One saved message; 404 when there is no such message."""
+    stored = mailfiles.read(mail_dir, name)
+    if stored is None:
+        raise NotFound("Message introuvable.")
+    return stored

@@ -3,6 +3,9 @@
 Failures are sorted in two: `TemporaryFailure` (server down, time-out, 4xx, TLS or login
 trouble that a fixed configuration cures) is worth retrying; `PermanentFailure` (the server
 refused the recipient or the message for good, 5xx) is not.
+
+TLS verifies the server's certificate against the system's CAs, as `ssl.create_default_context()`
+finds them: `SSL_CERT_FILE` / `SSL_CERT_DIR` name others (a private CA, a test's certificate).
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from shared.settings import Settings
 
 SMTP_TIMEOUT_SECONDS = 15
 LOCAL_SMTP_HOST = "127.0.0.1"  # no SMTP_HOST: the local mail catcher of `make run`
+
+Send = Callable[[EmailMessage], None]
+"""Hands a message to SMTP or raises `TemporaryFailure` / `PermanentFailure` (`send` with its
+settings bound)."""
 
 
 class TemporaryFailure(Exception):
@@ -59,22 +66,18 @@ def build_message(email: RenderedEmail, *, to: str, mail_from: str, now: datetim
     return message
 
 
-def open_smtp(
-    settings: Settings,
-    *,
-    smtp: Callable[..., smtplib.SMTP] = smtplib.SMTP,
-    smtp_ssl: Callable[..., smtplib.SMTP] = smtplib.SMTP_SSL,
-    tls_context: Callable[[], ssl.SSLContext] = ssl.create_default_context,
-) -> smtplib.SMTP:
+def open_smtp(settings: Settings, *, smtp: Callable[..., smtplib.SMTP] = smtplib.SMTP) -> smtplib.SMTP:
     """A connection ready to send: TLS as SMTP_SECURITY says, logged in if a user is set."""
     host = settings.smtp_host or LOCAL_SMTP_HOST
     if settings.smtp_security == "ssl":
-        conn = smtp_ssl(host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS, context=tls_context())
+        conn = smtplib.SMTP_SSL(
+            host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS, context=ssl.create_default_context()
+        )
     else:
         conn = smtp(host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS)
     try:
         if settings.smtp_security == "starttls":
-            conn.starttls(context=tls_context())
+            conn.starttls(context=ssl.create_default_context())
         if settings.smtp_username:
             conn.login(settings.smtp_username, settings.smtp_password or "")
     except BaseException:

@@ -6,10 +6,12 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 from markupsafe import Markup, escape
 
-from services.notify import mailfiles
+from services.notify import handlers
+from shared.bootstrap import wiring_of
+from shared.errors import NotFound
 
 bp = Blueprint("notify_pages", __name__, url_prefix="/notify", template_folder="templates")
 
@@ -50,7 +52,7 @@ def local_time(value: datetime) -> str:
 
 
 def _mail_dir() -> str:
-    return current_app.extensions["notify"].settings.mail_dir
+    return wiring_of().settings.mail_dir
 
 
 @bp.after_request
@@ -63,14 +65,15 @@ def _headers(response):
 
 @bp.get("/mailbox")
 def mailbox():
-    messages = mailfiles.list_messages(_mail_dir())
+    messages = handlers.mailbox(_mail_dir())
     return render_template("mailbox.html", messages=messages, local_time=local_time)
 
 
 @bp.get("/mailbox/<name>")
 def message(name: str):
-    stored = mailfiles.read(_mail_dir(), name)
-    if stored is None:
+    try:
+        stored = handlers.mailbox_message(_mail_dir(), name)
+    except NotFound:
         return render_template("mailbox_missing.html"), 404
     html = _links_open_outside(stored.html) if stored.html is not None else None
     return render_template(

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from marshmallow import fields
 
-from marshmallow import Schema, fields
+from shared.schemas import PortalSchema
+from shared.timestamps import iso_utc
 
 
 def _iso(obj) -> str:
     date = obj["date"] if isinstance(obj, dict) else obj.date
-    return date.astimezone(UTC).isoformat(timespec="seconds")
+    return iso_utc(date.timestamp())
 
 
-class MessageSummarySchema(Schema):
+class MessageSummarySchema(PortalSchema):
     name = fields.String(metadata={"description": "File name under MAIL_DIR"})
     to = fields.String()
     subject = fields.String()
     date = fields.Function(_iso, metadata={"description": "ISO 8601, UTC"})
 
 
-class HeaderSchema(Schema):
+class HeaderSchema(PortalSchema):
     name = fields.String()
     value = fields.String()
 

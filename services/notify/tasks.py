@@ -1,34 +1,65 @@
-"""notify's Celery tasks: send one email per event, retried with back-off while SMTP is down."""
+"""notify's Celery tasks: one per kind of email (their names are the queue's contract), both
+running `handlers.send_email`, retried by Celery with back-off while the email may still go.
+Each counts what became of its email (`Outcome`: sent, already-done, dropped, refused).
+
+Retries are Celery's own (`autoretry_for`, `retry_backoff`, `retry_jitter`): 1, 2, 4… seconds,
+fully jittered, capped at EMAIL_RETRY_BACKOFF_MAX, at most EMAIL_MAX_RETRIES times, then the
+task fails with the last error. On Redis as broker a retry is a message whose countdown the
+worker waits out unacknowledged: one left longer than the broker's visibility timeout would be
+delivered a second time, so the cap is kept far below it.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from functools import partial
+import uuid
+from typing import Any
 
 import redis
 from celery import Task, shared_task
-from celery.utils.time import get_exponential_backoff_interval
 
-from services.notify import handlers, mailer
-from services.notify.repository import NotifyRepository
+from services.notify import handlers
+from services.notify.bootstrap import SERVICE, Notify, bootstrap
+from services.notify.domain import Outcome
+from shared import metrics
+from shared.bootstrap import for_celery
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-
-def retry_countdown(retries: int, maximum: int) -> int:
-    """Seconds before retry number `retries + 1`: 1, 2, 4… capped at `maximum`, with jitter.
-
-    `maximum` (EMAIL_RETRY_BACKOFF_MAX) stays far below the broker's visibility timeout, so a
-    delayed retry is never delivered twice.
-    """
-    return max(
-        1, get_exponential_backoff_interval(factor=1, retries=retries, maximum=maximum, full_jitter=True)
-    )
-
-
 REDIS_WAIT_SECONDS = 60
+DEFAULT_VISIBILITY_TIMEOUT = 3600  # kombu's, for Redis
+BACKOFF_SHARE_OF_VISIBILITY = 10  # the back-off cap stays under a tenth of the visibility timeout
+
+
+def _settings(app: Any) -> Settings:
+    # Celery creates the task for every app of the process; only the project's carry settings.
+    return getattr(app, "settings", None) or Settings()
+
+
+def backoff_cap(app: Any) -> int:
+    """EMAIL_RETRY_BACKOFF_MAX, kept far below the broker's visibility timeout."""
+    options = app.conf.broker_transport_options or {}
+    visibility = int(options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT))
+    return max(1, min(_settings(app).email_retry_backoff_max, visibility // BACKOFF_SHARE_OF_VISIBILITY))
+
+
+class EmailTask(Task):
+    """Celery's retry options for the email tasks. Those the settings give are read from the app
+    the task belongs to (`retry_backoff_max` when Celery binds the task to it)."""
+
+    autoretry_for = (handlers.TryLater, redis.ConnectionError, redis.TimeoutError)
+    retry_backoff = True
+    retry_jitter = True
+
+    @property
+    def retry_backoff_max(self) -> int:  # type: ignore[override]
+        return backoff_cap(self.app)
+
+    @property
+    def max_retries(self) -> int:  # type: ignore[override]
+        return _settings(self.app).email_max_retries
 
 
 def wait_for_redis(client: redis.Redis, seconds: float) -> bool:
@@ -48,45 +79,42 @@ def wait_for_redis(client: redis.Redis, seconds: float) -> bool:
             time.sleep(0.5)
 
 
-def _send_or_retry(task: Task, kind: str, body: Callable[..., str], data: dict) -> str:
-    """Run `body` (a `handlers.send_*` function) for the task's event; retry while it may pass."""
-    settings = task.app.settings
-    event_id = task.request.id
+def _send(task: EmailTask, event_type: str, data: dict[str, Any]) -> Outcome:
+    """Send the email of the task's event; what may pass is raised for Celery to retry."""
+    wiring: Notify = for_celery(task.app, SERVICE, bootstrap)
+    request = task.request
     # The delivery tag survives a requeue after the worker died: the lease is taken over at once.
-    delivery_tag = (getattr(task.request, "properties", None) or {}).get("delivery_tag")
+    owner = (getattr(request, "properties", None) or {}).get("delivery_tag") or uuid.uuid4().hex
+    command = handlers.SendEmail(event_type, request.id, data, owner)
     try:
-        return body(
-            event_id,
-            data,
-            settings=settings,
-            repo=NotifyRepository(task.app.redis, owner=delivery_tag),
-            send=partial(mailer.send, settings=settings),
-            clock=time.time,
-        )
-    except (handlers.TryLater, redis.ConnectionError, redis.TimeoutError) as exc:
-        if isinstance(exc, redis.RedisError):
-            wait_for_redis(task.app.redis, REDIS_WAIT_SECONDS)
-        retries = task.request.retries
-        if retries >= settings.email_max_retries:
-            log.error("%s email of event %s not sent after %d retries: %s", kind, event_id, retries, exc)
-            raise
-        countdown = retry_countdown(retries, settings.email_retry_backoff_max)
+        outcome = handlers.send_email(command, wiring.uow(), wiring.settings, wiring.send)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        wait_for_redis(wiring.redis, REDIS_WAIT_SECONDS)
+        _put_off(task, event_type, exc)
+        raise
+    except handlers.TryLater as exc:
+        _put_off(task, event_type, exc)
+        raise
+    metrics.count_outcome(task.name, outcome)  # `portal_task_outcomes_total{task, outcome}`
+    return outcome
+
+
+def _put_off(task: EmailTask, event_type: str, exc: Exception) -> None:
+    label, event_id = handlers.KINDS[event_type].label, task.request.id
+    retries, most = task.request.retries, task.max_retries
+    if retries >= most:
+        log.error("%s email of event %s not sent after %d retries: %s", label, event_id, retries, exc)
+    else:
         log.warning(
-            "%s email of event %s not sent yet (%s); retry %d in %ds",
-            kind,
-            event_id,
-            exc,
-            retries + 1,
-            countdown,
+            "%s email of event %s not sent yet (%s); retry %d of %d", label, event_id, exc, retries + 1, most
         )
-        raise task.retry(exc=exc, countdown=countdown, max_retries=settings.email_max_retries) from exc
 
 
-@shared_task(name=handlers.SEND_ACTIVATION_EMAIL, bind=True)
-def send_activation_email(self, **data) -> str:
-    return _send_or_retry(self, "activation", handlers.send_activation_email, data)
+@shared_task(name=handlers.SEND_ACTIVATION_EMAIL, bind=True, base=EmailTask)
+def send_activation_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "ActivationLinkIssued", data)
 
 
-@shared_task(name=handlers.SEND_ATTEMPT_EMAIL, bind=True)
-def send_registration_attempt_email(self, **data) -> str:
-    return _send_or_retry(self, "registration-attempt", handlers.send_attempt_email, data)
+@shared_task(name=handlers.SEND_ATTEMPT_EMAIL, bind=True, base=EmailTask)
+def send_registration_attempt_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "RegistrationAttemptOnExistingAccount", data)

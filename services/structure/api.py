@@ -1,4 +1,7 @@
-"""structure's JSON API: parse, call a handler, shape the answer."""
+"""structure's JSON API: parse, call a handler, shape the answer.
+
+`form`, `confirm` and `new_captcha` run the handlers with this process's wiring, for the API
+and the pages alike."""
 
 from __future__ import annotations
 
@@ -6,26 +9,57 @@ import base64
 from dataclasses import asdict
 from typing import Any
 
-from flask import Response, current_app, url_for
+from flask import Response, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.structure import domain, handlers
+from services.structure.bootstrap import Structure
+from services.structure.captcha import NewCaptcha
 from services.structure.schemas import (
     CaptchaSchema,
     ConfirmStructureSchema,
     RegistrationFormSchema,
     StructureCreatedSchema,
 )
-from shared.errors import NotFound
+from shared.bootstrap import wiring_of
 
 blp = Blueprint(
     "structure", __name__, url_prefix="/structure/api", description="Step 2: complete the information"
 )
 
 
-def _deps():
-    return current_app.extensions["structure"]
+def _wiring() -> Structure:
+    return wiring_of()
+
+
+def captcha_required() -> bool:
+    return _wiring().settings.captcha_enabled
+
+
+def form(registration_id: str) -> domain.Registration:
+    wiring = _wiring()
+    return handlers.registration_form(registration_id, wiring.uow(), wiring.settings.event_wait_seconds)
+
+
+def confirm(command: handlers.ConfirmStructure) -> domain.NewStructure:
+    wiring = _wiring()
+    return handlers.confirm_structure(
+        command,
+        wiring.uow(),
+        wiring.sirene,
+        captcha_required=captcha_required(),
+        wait_seconds=wiring.settings.event_wait_seconds,
+    )
+
+
+def new_captcha() -> NewCaptcha:
+    wiring = _wiring()
+    return handlers.issue_captcha(wiring.uow(), wiring.captchas)
+
+
+def captcha_image_url(captcha: NewCaptcha) -> str:
+    return url_for("structure.CaptchaImage", captcha_id=captcha.captcha_id)
 
 
 def _given(section: dict[str, Any] | None) -> dict[str, Any]:
@@ -38,14 +72,11 @@ class RegistrationForm(MethodView):
     @blp.response(200, RegistrationFormSchema)
     def get(self, registration_id):
         """The step-2 form's data, pre-filled from SIRENE."""
-        deps = _deps()
-        registration = handlers.registration_form(
-            registration_id, deps.repo, deps.settings.event_wait_seconds
-        )
+        registration = form(registration_id)
         return {
             **asdict(registration.identity),
             "login_email": registration.login_email,
-            "captcha_required": deps.settings.captcha_enabled,
+            "captcha_required": captcha_required(),
             "prefill": asdict(registration.prefill),
         }
 
@@ -53,21 +84,18 @@ class RegistrationForm(MethodView):
     @blp.response(201, StructureCreatedSchema)
     def post(self, body, registration_id):
         """Step 2: confirm the structure, the person and the features wanted."""
-        deps = _deps()
         captcha = body.get("captcha") or {}
-        cmd = handlers.ConfirmStructure(
-            registration_id=registration_id,
-            structure=domain.StructureFields(**_given(body["structure"])),
-            user=domain.UserForm(**_given(body["user"])),
-            features=domain.Features(**_given(body["features"])),
-            captcha_id=captcha.get("captcha_id"),
-            captcha_answer=captcha.get("answer"),
+        structure = confirm(
+            handlers.ConfirmStructure(
+                registration_id=registration_id,
+                structure=domain.StructureFields(**_given(body["structure"])),
+                user=domain.UserForm(**_given(body["user"])),
+                features=domain.Features(**_given(body["features"])),
+                captcha_id=captcha.get("captcha_id"),
+                captcha_answer=captcha.get("answer"),
+            )
         )
-        captchas = deps.captchas if deps.settings.captcha_enabled else None
-        structure_id = handlers.confirm_structure(
-            cmd, deps.repo, deps.sirene, captchas, deps.clock, deps.settings.event_wait_seconds
-        )
-        return {"structure_id": structure_id}
+        return {"structure_id": structure.structure_id}
 
 
 @blp.route("/captchas")
@@ -75,11 +103,11 @@ class CaptchaChallenges(MethodView):
     @blp.response(201, CaptchaSchema)
     def post(self):
         """A new bot challenge: its id and its image (valid 10 minutes, single use)."""
-        issued = _deps().captchas.issue()
+        issued = new_captcha()
         return {
             "captcha_id": issued.captcha_id,
             "image": "data:image/png;base64," + base64.b64encode(issued.png).decode("ascii"),
-            "image_url": url_for("structure.CaptchaImage", captcha_id=issued.captcha_id),
+            "image_url": captcha_image_url(issued),
         }
 
 
@@ -88,7 +116,5 @@ class CaptchaImage(MethodView):
     @blp.alt_response(200, description="L'image PNG du défi", content_type="image/png", success=True)
     def get(self, captcha_id):
         """The challenge's image, for pages that show it with an <img>."""
-        png = _deps().captchas.image(captcha_id)
-        if png is None:
-            raise NotFound("Cette image a expiré : demandez-en une nouvelle.")
+        png = handlers.captcha_image(captcha_id, _wiring().uow())
         return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import redis
+from functools import partial
+from typing import Any
 
-from services.structure.handlers import make_event_handlers
-from services.structure.repository import StructureRepository
-from services.structure.sirene import CsvSirene, Sirene
-from shared.bus import Handler
-from shared.consumer_main import run_consumer
-from shared.settings import Settings
+from services.structure import handlers
+from services.structure.bootstrap import SERVICE, Structure, bootstrap
+from shared.bootstrap import event_consumer, run_consumer
+from shared.bus import Consumer, Handler
 
 
-def build_handlers(
-    settings: Settings, client: redis.Redis, sirene: Sirene | None = None
-) -> dict[str, Handler]:
-    return make_event_handlers(
-        StructureRepository(client, settings.event_stream_maxlen),
-        sirene or CsvSirene(settings.sirene_dir),
-        settings.registration_ttl_seconds,
-    )
+def handlers_of(wiring: Structure) -> dict[str, Handler]:
+    return {
+        "RegistrationStarted": partial(
+            handlers.on_registration_started,
+            sirene=wiring.sirene,
+            keep_seconds=wiring.settings.registration_ttl_seconds,
+        )
+    }
+
+
+def build(wiring: Structure, **options: Any) -> Consumer:
+    return event_consumer(SERVICE, wiring, handlers_of(wiring), wiring.uow, **options)
 
 
 if __name__ == "__main__":
-    run_consumer("structure", build_handlers)
+    run_consumer(build(bootstrap()))

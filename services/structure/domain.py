@@ -1,8 +1,9 @@
 """Rules of step 2. Pure: no Redis, no Flask, no clock.
 
-What the form is pre-filled with, what a SIRET's look-up allows, and the checks of every field
-the person sends. Field errors are collected, not raised one by one, so that the answer names
-every faulty field at once; they are keyed like the request (`structure.city`).
+What the form is pre-filled with, what a SIRET's look-up allows, the checks of every field
+the person sends, and when a registration may open its structure. Field errors are collected,
+not raised one by one, so that the answer names every faulty field at once; they are keyed like
+the request (`structure.city`).
 """
 
 from __future__ import annotations
@@ -10,20 +11,31 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, replace
-from typing import Any
+from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 
 from services.structure.sirene import Establishment
+from shared.contracts import StructureConfirmed
+from shared.errors import Conflict, DomainError, Invalid, NotFound
 
 SIRET = "SIRET"
 DEFAULT_COUNTRY = "FR"
 
-# Outcome of the SIRENE look-up made when the registration started.
-FOUND = "found"
-UNKNOWN = "unknown"
-CLOSED = "closed"
-NOT_APPLICABLE = "not_applicable"  # identifier types other than SIRET are not looked up
+
+class LookupOutcome(StrEnum):
+    """What SIRENE said of the identifier when the registration started."""
+
+    FOUND = "found"
+    UNKNOWN = "unknown"
+    CLOSED = "closed"
+    NOT_APPLICABLE = "not_applicable"  # identifier types other than SIRET are not looked up
+
+
+FOUND = LookupOutcome.FOUND
+UNKNOWN = LookupOutcome.UNKNOWN
+CLOSED = LookupOutcome.CLOSED
+NOT_APPLICABLE = LookupOutcome.NOT_APPLICABLE
 
 LOOKUP_ERRORS = {
     UNKNOWN: "Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE.",
@@ -31,6 +43,11 @@ LOOKUP_ERRORS = {
 }
 PAYMENT_REQUESTS_REQUIRED = "La fonctionnalité « Déposer des demandes de paiement » est obligatoire."
 EMAILS_DIFFER = "Les deux adresses électroniques de connexion ne correspondent pas."
+ALREADY_CONFIRMED = "Cette inscription est déjà confirmée : sa structure a été créée."
+STRUCTURE_EXISTS = (
+    "Cette structure existe déjà sur le portail : elle ne peut pas être créée une seconde fois. "
+    "Demandez votre rattachement à cette structure ; son gestionnaire principal validera votre demande."
+)
 
 Errors = dict[str, list[str]]
 
@@ -92,6 +109,69 @@ class Confirmation:
 
 
 @dataclass(frozen=True)
+class Registration:
+    """A registration as step 2 knows it: who, which structure, what SIRENE said, the pre-fill,
+    and once confirmed the structure it opened."""
+
+    registration_id: str
+    identity: Identity
+    login_email: str
+    lookup: LookupOutcome
+    prefill: StructureFields
+    structure_id: str | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.structure_id is not None
+
+
+@dataclass(frozen=True)
+class NewStructure:
+    structure_id: str
+    identity: Identity
+    fields: StructureFields
+    registration_id: str
+    created_at: str
+
+
+# --- why a registration cannot go on: one error type per case, told apart by type -------------
+
+
+class UnknownRegistration(NotFound):
+    """No such registration, or it expired (or its RegistrationStarted is not handled yet)."""
+
+
+class UnusableIdentifier(Invalid):
+    """The SIRET cannot open a structure (unknown to SIRENE, or closed): back to step 1."""
+
+    def __init__(self, outcome: LookupOutcome) -> None:
+        super().__init__(errors=lookup_errors(outcome))
+
+
+class AlreadyConfirmed(Conflict):
+    default_message = ALREADY_CONFIRMED
+
+
+class Refused(Invalid):
+    """The form has faulty fields (or a wrong challenge): every error, with the registration
+    to show the form again."""
+
+    def __init__(self, registration: Registration, errors: Errors) -> None:
+        super().__init__(errors=errors)
+        self.registration = registration
+
+
+class StructureExists(Conflict):
+    """Another registration already opened a structure with this identity: never taken over."""
+
+    default_message = STRUCTURE_EXISTS
+
+    def __init__(self, registration: Registration) -> None:
+        super().__init__(errors={"identifier": [STRUCTURE_EXISTS]})
+        self.registration = registration
+
+
+@dataclass(frozen=True)
 class Field:
     label: str  # the field's name in a French sentence, with its article
     max_length: int
@@ -121,20 +201,25 @@ _FRENCH_POSTAL_CODE = re.compile(r"^\d{5}$")
 _OTHER_POSTAL_CODE = re.compile(r"^[A-Z0-9][A-Z0-9 -]*$")
 
 
-def lookup_outcome(establishment: Establishment | None) -> str:
+def is_in_sirene(identity: Identity) -> bool:
+    """Only SIRETs are looked up in SIRENE."""
+    return identity.identifier_type == SIRET
+
+
+def lookup_outcome(establishment: Establishment | None) -> LookupOutcome:
     if establishment is None:
         return UNKNOWN
     return FOUND if establishment.open else CLOSED
 
 
-def prefill(identity: Identity, establishment: Establishment | None) -> tuple[str, StructureFields]:
+def prefill(identity: Identity, establishment: Establishment | None) -> tuple[LookupOutcome, StructureFields]:
     """The look-up's outcome and the form's pre-fill for a newly started registration.
 
     Only an open establishment pre-fills the form: an unknown or closed SIRET cannot go on.
     Identifiers other than SIRET are not in SIRENE: the form starts empty in their country.
     """
     empty = StructureFields(country=identity.country)
-    if identity.identifier_type != SIRET:
+    if not is_in_sirene(identity):
         return NOT_APPLICABLE, empty
     outcome = lookup_outcome(establishment)
     if outcome != FOUND or establishment is None:
@@ -151,10 +236,46 @@ def prefill(identity: Identity, establishment: Establishment | None) -> tuple[st
     )
 
 
-def lookup_errors(outcome: str) -> Errors:
+def lookup_errors(outcome: LookupOutcome) -> Errors:
     """The field error of a SIRET that cannot open a structure (none when it can)."""
     message = LOOKUP_ERRORS.get(outcome)
     return {"identifier": [message]} if message else {}
+
+
+def form_of(registration: Registration | None) -> Registration:
+    """The registration whose step-2 form may be shown: it exists and its SIRET can go on."""
+    if registration is None:
+        raise UnknownRegistration()
+    if lookup_errors(registration.lookup):
+        raise UnusableIdentifier(registration.lookup)
+    return registration
+
+
+def still_open(registration: Registration | None) -> Registration:
+    """The registration, when it may still open its structure (not yet confirmed)."""
+    if registration is None:
+        raise UnknownRegistration()
+    if registration.confirmed:
+        raise AlreadyConfirmed()
+    return registration
+
+
+def refusal(current: Registration | None, holder: str | None, errors: Errors) -> DomainError | None:
+    """Why `current` cannot open its structure now, or None when it can.
+
+    `holder` is the structure that already has this identity, if any; `errors` what is still
+    wrong with the request. An unknown or confirmed registration comes first, then the errors,
+    then a taken identity: a structure that exists is never taken over.
+    """
+    if current is None:
+        return UnknownRegistration()
+    if current.confirmed:
+        return AlreadyConfirmed()
+    if errors:
+        return Refused(current, errors)
+    if holder is not None:
+        return StructureExists(current)
+    return None
 
 
 def check_confirmation(
@@ -245,10 +366,10 @@ def _email(raw: str) -> str | None:
         return None
 
 
-def structure_confirmed_data(
-    structure_id: str, identity: Identity, confirmation: Confirmation
-) -> dict[str, Any]:
-    """The data of the StructureConfirmed event (see shared.contracts.StructureConfirmed).
+def structure_confirmed(
+    registration_id: str, structure_id: str, identity: Identity, confirmation: Confirmation
+) -> StructureConfirmed:
+    """The StructureConfirmed event (see shared.contracts).
 
     `structure.country` is the identity's country (the structure is identified by country, type
     and identifier); the country typed in the address goes in `address_country`. Empty
@@ -256,9 +377,10 @@ def structure_confirmed_data(
     """
     fields = confirmation.structure
     person = confirmation.person
-    return {
-        "structure_id": structure_id,
-        "structure": {
+    return StructureConfirmed(
+        registration_id=registration_id,
+        structure_id=structure_id,
+        structure={
             "identifier_type": identity.identifier_type,
             "identifier": identity.identifier,
             "country": identity.country,
@@ -271,15 +393,15 @@ def structure_confirmed_data(
             "city": fields.city,
             "address_country": fields.country,
         },
-        "user": {
+        user={
             "last_name": person.last_name,
             "first_name": person.first_name,
             "login_email": person.login_email,
             "contact_email": person.contact_email,
             "survey_consent": person.survey_consent,
         },
-        "features": {
+        features={
             "payment_requests": confirmation.features.payment_requests,
             "dume": confirmation.features.dume,
         },
-    }
+    )

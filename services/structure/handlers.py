@@ -1,69 +1,58 @@
-"""structure's commands and event handlers: load, decide with `domain`, save with the event."""
+"""structure's commands and event handlers: load, decide with `domain`, record with the event.
+
+Each takes a unit of work (`uow.registrations`, `uow.structures`, `uow.captchas`,
+`uow.read_together`, `uow.publish`, `uow.clock`); the same code runs on Redis and, in the unit
+tests, on dicts.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from redis.client import Pipeline
-
-from services.structure import domain
-from services.structure.captcha import WRONG_ANSWER, Captchas
-from services.structure.repository import ConfirmOutcome, NewStructure, Registration, StructureRepository
-from services.structure.sirene import Sirene
-from shared.bus import Handler
-from shared.errors import Conflict, Invalid, NotFound
-from shared.events import Event, new_event
+from services.structure import captcha, domain
+from services.structure.captcha import WRONG_ANSWER, CaptchaExpired, CaptchaMaker, NewCaptcha, StoredCaptcha
+from services.structure.domain import NewStructure, Registration
+from services.structure.repository import StructureUnitOfWork
+from services.structure.sirene import Establishment, Sirene
+from shared.contracts import StructureConfirmed
+from shared.errors import DomainError
+from shared.events import Event
 from shared.store import wait_for
+from shared.timestamps import iso_utc
 
-SERVICE = "structure"
-Clock = Callable[[], float]
-
-ALREADY_CONFIRMED = "Cette inscription est déjà confirmée : sa structure a été créée."
-STRUCTURE_EXISTS = (
-    "Cette structure existe déjà sur le portail : elle ne peut pas être créée une seconde fois. "
-    "Demandez votre rattachement à cette structure ; son gestionnaire principal validera votre demande."
-)
+# --- events ----------------------------------------------------------------------------------
 
 
-def make_event_handlers(
-    repo: StructureRepository, sirene: Sirene, registration_ttl_seconds: int
-) -> dict[str, Handler]:
-    def on_registration_started(event: Event, pipe: Pipeline) -> None:
-        """Keep the registration and its pre-fill, looked up once in SIRENE. Written once."""
-        if repo.watch(pipe, event.subject) is not None:
-            return
-        data = event.data
-        identity = domain.Identity(data["identifier_type"], data["identifier"], data["country"])
-        establishment = (
-            sirene.lookup(identity.identifier) if identity.identifier_type == domain.SIRET else None
-        )
-        outcome, prefill = domain.prefill(identity, establishment)
-        pipe.multi()
-        repo.add(
-            pipe,
-            Registration(event.subject, identity, data["login_email"], outcome, prefill),
-            registration_ttl_seconds,
-        )
-
-    return {"RegistrationStarted": on_registration_started}
+def on_registration_started(
+    event: Event, uow: StructureUnitOfWork, *, sirene: Sirene, keep_seconds: int
+) -> None:
+    """Keep the registration and its pre-fill, looked up once in SIRENE. Written once: a second
+    delivery, or another RegistrationStarted for the same registration, changes nothing."""
+    if uow.registrations.get(event.subject) is not None:
+        return
+    data = event.data
+    identity = domain.Identity(data["identifier_type"], data["identifier"], data["country"])
+    outcome, prefill = domain.prefill(identity, _establishment(sirene, identity))
+    uow.registrations.add(
+        Registration(event.subject, identity, data["login_email"], outcome, prefill), keep_seconds
+    )
 
 
-def registration_form(registration_id: str, repo: StructureRepository, wait_seconds: float) -> Registration:
+def _establishment(sirene: Sirene, identity: domain.Identity) -> Establishment | None:
+    return sirene.lookup(identity.identifier) if domain.is_in_sirene(identity) else None
+
+
+# --- the step-2 form -------------------------------------------------------------------------
+
+
+def registration_form(registration_id: str, uow: StructureUnitOfWork, wait_seconds: float) -> Registration:
     """The registration behind the step-2 form, once RegistrationStarted has been handled.
 
     A request may come before the event is handled: it waits for it (up to `wait_seconds`)
-    rather than answer an empty pre-fill.
+    rather than answer an empty pre-fill. Raises UnknownRegistration or UnusableIdentifier.
     """
-    registration = wait_for(lambda: repo.get(registration_id), wait_seconds)
-    if registration is None:
-        raise NotFound()
-    errors = domain.lookup_errors(registration.lookup)
-    if errors:
-        raise Invalid(errors=errors)
-    return registration
+    return domain.form_of(wait_for(lambda: uow.registrations.get(registration_id), wait_seconds))
 
 
 @dataclass(frozen=True)
@@ -76,55 +65,125 @@ class ConfirmStructure:
     captcha_answer: str | None = None
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """The answer to a bot challenge, when one is asked for."""
+
+    captcha_id: str
+    text: str | None
+
+    def passes(self, stored: StoredCaptcha | None, now: float) -> bool:
+        return captcha.passes(stored, self.captcha_id, self.text, now)
+
+
 def confirm_structure(
     cmd: ConfirmStructure,
-    repo: StructureRepository,
+    uow: StructureUnitOfWork,
     sirene: Sirene,
-    captchas: Captchas | None,
-    clock: Clock,
+    *,
+    captcha_required: bool,
     wait_seconds: float,
-) -> str:
+) -> NewStructure:
     """Step 2: check everything, then create the structure and publish StructureConfirmed.
 
-    `captchas` is None when the bot challenge is switched off. Field errors, the SIRET's
-    standing and the challenge are all reported together; nothing is written unless all pass.
+    Field errors, the SIRET's standing and the challenge are all reported together (Refused);
+    nothing is written unless all pass, except that a challenge that was checked is spent.
+    Raises UnknownRegistration, AlreadyConfirmed, Refused or StructureExists.
     """
-    registration = wait_for(lambda: repo.get(cmd.registration_id), wait_seconds)
-    if registration is None:
-        raise NotFound()
-    if registration.structure_id:
-        raise Conflict(ALREADY_CONFIRMED)
+    captcha_id = cmd.captcha_id if captcha_required else None
+    registration, stored = _registration_and_challenge(uow, cmd.registration_id, captcha_id, wait_seconds)
+    registration = domain.still_open(registration)
     identity = registration.identity
     confirmation, errors = domain.check_confirmation(
         cmd.structure, cmd.user, cmd.features, registration.login_email
     )
-    if identity.identifier_type == domain.SIRET:
+    if domain.is_in_sirene(identity):
         # Asked again: the register's word at the moment the structure is opened is what counts.
         errors.update(domain.lookup_errors(domain.lookup_outcome(sirene.lookup(identity.identifier))))
-    if captchas is not None and not captchas.check(cmd.captcha_id, cmd.captcha_answer):
+    answer = _Answer(captcha_id, cmd.captcha_answer) if captcha_id else None
+    if captcha_required and not (answer and answer.passes(stored, uow.clock())):
         errors["captcha"] = [WRONG_ANSWER]
     if errors or confirmation is None:
-        raise Invalid(errors=errors)
+        if answer is not None and stored is not None:
+            uow.run(uow.captchas.remove, answer.captcha_id)  # checked, so spent
+        raise domain.Refused(registration, errors)
 
-    structure_id = str(uuid.uuid4())
-    event = new_event(
-        "StructureConfirmed",
-        SERVICE,
-        registration.registration_id,
-        domain.structure_confirmed_data(structure_id, identity, confirmation),
+    structure = NewStructure(
+        structure_id=str(uuid.uuid4()),
+        identity=identity,
+        fields=confirmation.structure,
+        registration_id=registration.registration_id,
+        created_at=iso_utc(uow.clock()),
     )
-    created_at = datetime.fromtimestamp(clock(), UTC).isoformat(timespec="seconds")
-    outcome = repo.confirm(
-        registration.registration_id,
-        NewStructure(
-            structure_id, identity, confirmation.structure, registration.registration_id, created_at
-        ),
-        event,
+    event = domain.structure_confirmed(
+        registration.registration_id, structure.structure_id, identity, confirmation
     )
-    if outcome is ConfirmOutcome.UNKNOWN_REGISTRATION:
-        raise NotFound()
-    if outcome is ConfirmOutcome.ALREADY_CONFIRMED:
-        raise Conflict(ALREADY_CONFIRMED)
-    if outcome is ConfirmOutcome.IDENTIFIER_TAKEN:
-        raise Conflict(STRUCTURE_EXISTS, {"identifier": [STRUCTURE_EXISTS]})
-    return structure_id
+    outcome = uow.run(_open_structure, uow, structure, event, answer)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
+
+
+def _registration_and_challenge(
+    uow: StructureUnitOfWork, registration_id: str, captcha_id: str | None, wait_seconds: float
+) -> tuple[Registration | None, StoredCaptcha | None]:
+    """The registration (waited for, as the form is) and the challenge, in one round trip.
+
+    The challenge read here only tells the person whether they typed it right along with the
+    other errors; the one that lets the structure be opened is read again under watch."""
+
+    def fetch() -> tuple[Registration, StoredCaptcha | None] | None:
+        registration, stored = uow.read_together(
+            uow.registrations.read(registration_id), uow.captchas.read(captcha_id)
+        )
+        return None if registration is None else (registration, stored)
+
+    found = wait_for(fetch, wait_seconds)
+    return found if found is not None else (None, None)
+
+
+def _open_structure(
+    uow: StructureUnitOfWork, structure: NewStructure, event: StructureConfirmed, answer: _Answer | None
+) -> NewStructure | DomainError:
+    """The transaction of step 2: the registration, its identity's guard and the challenge are
+    read and watched together, so that of two people confirming the same structure (or the same
+    registration) at once, exactly one commits; the other runs again and is refused.
+
+    A refusal is returned, not raised, so that the challenge it spent is committed with it."""
+    current, holder, stored = uow.read_together(
+        uow.registrations.read(structure.registration_id),
+        uow.structures.read_holder(structure.identity),
+        uow.captchas.read(answer.captcha_id if answer else None),
+    )
+    errors: domain.Errors = {}
+    if answer is not None:
+        if stored is not None:
+            uow.captchas.remove(answer.captcha_id)  # checked once, right or wrong
+        if not answer.passes(stored, uow.clock()):
+            errors["captcha"] = [WRONG_ANSWER]
+    refusal = domain.refusal(current, holder, errors)
+    if refusal is not None:
+        return refusal
+    uow.structures.add(structure)
+    uow.registrations.record_confirmation(
+        structure.registration_id, structure.structure_id, structure.created_at
+    )
+    uow.publish(event)
+    return structure
+
+
+# --- the bot challenge -----------------------------------------------------------------------
+
+
+def issue_captcha(uow: StructureUnitOfWork, maker: CaptchaMaker) -> NewCaptcha:
+    """A new challenge, kept (its answer hashed) until it expires or is checked."""
+    new = maker.make(uow.clock())
+    uow.run(uow.captchas.add, new)
+    return new
+
+
+def captcha_image(captcha_id: str, uow: StructureUnitOfWork) -> bytes:
+    png = uow.captchas.image(captcha_id)
+    if png is None:
+        raise CaptchaExpired()
+    return png

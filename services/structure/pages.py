@@ -9,12 +9,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import redirect, render_template, request
 
-from services.structure import domain, handlers
-from services.structure.repository import Registration
-from shared.errors import Conflict, Invalid, NotFound
-from shared.web import country_names, page_blueprint
+from services.structure import api, domain, handlers
+from services.structure.domain import (
+    AlreadyConfirmed,
+    Refused,
+    Registration,
+    StructureExists,
+    UnknownRegistration,
+    UnusableIdentifier,
+)
+from shared.web import country_names, page_blueprint, problem_page
 
 bp = page_blueprint("structure_pages", __name__, "structure")
 
@@ -65,13 +71,10 @@ IDENTIFIER_TYPES = {
     "AUTRE": "structure en cours d'immatriculation ou autre",
 }
 
+CHECK_THE_SIRET = "Vérifiez le numéro de SIRET de votre entreprise et recommencez à l'étape 1."
 UNKNOWN_REGISTRATION = (
     "Cette inscription n'existe pas ou a expiré. Recommencez la création de votre compte à l'étape 1."
 )
-
-
-def _deps():
-    return current_app.extensions["structure"]
 
 
 def _next_step(registration_id: str):
@@ -80,25 +83,21 @@ def _next_step(registration_id: str):
 
 @bp.get("/registrations/<registration_id>")
 def step_two(registration_id: str):
-    deps = _deps()
     try:
-        registration = handlers.registration_form(
-            registration_id, deps.repo, deps.settings.event_wait_seconds
-        )
-    except NotFound:
-        return _unknown_registration()
-    except Invalid as error:
+        registration = api.form(registration_id)
+    except UnknownRegistration as error:
+        return _unknown_registration(error)
+    except UnusableIdentifier as error:
         return _unusable_identifier(error)
-    if registration.structure_id:
-        return _next_step(registration_id)
+    if registration.confirmed:
+        return _next_step(registration_id)  # back on step 2 afterwards: straight on to step 3
     return _render(registration, _prefilled(registration), {})
 
 
 @bp.post("/registrations/<registration_id>")
 def confirm(registration_id: str):
-    deps = _deps()
     form = request.form
-    cmd = handlers.ConfirmStructure(
+    command = handlers.ConfirmStructure(
         registration_id=registration_id,
         structure=domain.StructureFields(
             **{name: form.get(f"structure.{name}", "") for name in domain.STRUCTURE_FIELDS},
@@ -116,22 +115,16 @@ def confirm(registration_id: str):
         captcha_id=form.get("captcha_id") or None,
         captcha_answer=form.get("captcha", ""),
     )
-    captchas = deps.captchas if deps.settings.captcha_enabled else None
     try:
-        handlers.confirm_structure(
-            cmd, deps.repo, deps.sirene, captchas, deps.clock, deps.settings.event_wait_seconds
-        )
-    except NotFound:
-        return _unknown_registration()
-    except Conflict as error:
-        if error.message == handlers.ALREADY_CONFIRMED:
-            return _next_step(registration_id)
-        return _structure_exists(deps.repo.get(registration_id))
-    except Invalid as error:
-        registration = deps.repo.get(registration_id)
-        if registration is None:
-            return _unknown_registration()
-        return _render(registration, _typed(form), error.errors), 422
+        api.confirm(command)
+    except UnknownRegistration as error:
+        return _unknown_registration(error)
+    except AlreadyConfirmed:
+        return _next_step(registration_id)
+    except StructureExists as error:
+        return _structure_exists(error)
+    except Refused as error:
+        return _render(error.registration, _typed(form), error.errors), 422
     return _next_step(registration_id)
 
 
@@ -158,14 +151,10 @@ def _typed(form: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _render(registration: Registration, values: dict[str, Any], errors: dict[str, list[str]]):
-    deps = _deps()
     captcha = None
-    if deps.settings.captcha_enabled:
-        issued = deps.captchas.issue()
-        captcha = {
-            "id": issued.captcha_id,
-            "image_url": url_for("structure.CaptchaImage", captcha_id=issued.captcha_id),
-        }
+    if api.captcha_required():
+        issued = api.new_captcha()  # a new challenge at every render: the last one is spent
+        captcha = {"id": issued.captcha_id, "image_url": api.captcha_image_url(issued)}
     identity = registration.identity
     return render_template(
         "structure/step2.html",
@@ -188,33 +177,31 @@ def _in_page_order(errors: dict[str, list[str]]) -> dict[str, list[str]]:
     return dict(sorted(errors.items(), key=lambda item: order.get(item[0], len(order))))
 
 
-def _problem(status: int, title: str, message: str, step: int | None):
-    return render_template("portal/problem.html", title=title, message=message, step=step), status
+def _unknown_registration(error: UnknownRegistration):
+    return problem_page(error, title="Inscription introuvable", message=UNKNOWN_REGISTRATION)
 
 
-def _unknown_registration():
-    return _problem(404, "Inscription introuvable", UNKNOWN_REGISTRATION, None)
-
-
-def _unusable_identifier(error: Invalid):
-    message = " ".join(m for msgs in error.errors.values() for m in msgs) or error.message
-    return _problem(
-        422,
-        "Ce numéro ne permet pas de créer une structure",
-        f"{message} Vérifiez le numéro de SIRET de votre entreprise et recommencez à l'étape 1.",
-        2,
+def _unusable_identifier(error: UnusableIdentifier):
+    return problem_page(
+        error,
+        step=2,
+        title="Ce numéro ne permet pas de créer une structure",
+        message=f"{error.message} {CHECK_THE_SIRET}",
     )
 
 
-def _structure_exists(registration: Registration | None):
-    identifier_type = ""
-    if registration is not None:
-        kind = registration.identity.identifier_type
-        identifier_type = IDENTIFIER_TYPES.get(kind, kind)
-    return render_template(
-        "structure/exists.html",
-        title="Cette structure existe déjà",
+def _structure_exists(error: StructureExists):
+    identity = error.registration.identity
+    kind = IDENTIFIER_TYPES.get(identity.identifier_type, identity.identifier_type)
+    return problem_page(
+        error,
         step=2,
-        registration=registration,
-        identifier_type=identifier_type,
-    ), 409
+        title="Cette structure existe déjà",
+        message=(
+            f"Une structure ayant l'identifiant {identity.identifier} ({kind}) a déjà été créée sur le "
+            "portail par une autre personne : elle ne peut pas être créée une seconde fois, et votre "
+            "compte n'y a pas été ajouté. Demandez votre rattachement à cette structure : son "
+            "gestionnaire principal, la personne qui l'a créée sur le portail, valide les demandes "
+            "de rattachement."
+        ),
+    )

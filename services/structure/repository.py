@@ -6,23 +6,26 @@
 - `structure:by-identifier:{country}:{type}:{identifier}` (string): the structure id of an
   identity, the guard that makes one structure per identity;
 - `structure:captcha:{captcha_id}` (hash): a bot challenge (answer hash, expiry, image).
+
+Repositories map these keys to domain objects and back; they decide nothing. A read can be
+asked on its own (`registrations.get`) or, as a `Read`, together with others in one round trip
+(`uow.read_together`): confirming step 2 reads a registration, its identity's guard and a
+challenge at once.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from enum import Enum
+from typing import Any, Generic, TypeVar
 
-import redis
-from redis.client import Pipeline
+from services.structure.captcha import NewCaptcha, StoredCaptcha
+from services.structure.domain import Identity, LookupOutcome, NewStructure, Registration, StructureFields
+from shared.unit_of_work import RedisUnitOfWork
 
-from services.structure.captcha import StoredCaptcha
-from services.structure.domain import Identity, StructureFields
-from shared.bus import publish
-from shared.events import Event
-from shared.watching import watch_and_read
+T = TypeVar("T")
 
 RETENTION_SECONDS = 7 * 24 * 3600  # a registration stays readable this long after it is abandoned
 
@@ -44,29 +47,17 @@ def _captcha_key(captcha_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class Registration:
-    registration_id: str
-    identity: Identity
-    login_email: str
-    lookup: str
-    prefill: StructureFields
-    structure_id: str | None = None
+class Read(Generic[T]):
+    """One key to watch and read with `command`, and how the answer becomes a domain object.
+
+    `key=None` reads nothing and gives None (a challenge that was not sent)."""
+
+    key: str | None
+    command: tuple[Any, ...] = ()
+    parse: Callable[[Any], T] = lambda answer: answer
 
 
-@dataclass(frozen=True)
-class NewStructure:
-    structure_id: str
-    identity: Identity
-    fields: StructureFields
-    registration_id: str
-    created_at: str
-
-
-class ConfirmOutcome(Enum):
-    CONFIRMED = "confirmed"
-    UNKNOWN_REGISTRATION = "unknown_registration"
-    ALREADY_CONFIRMED = "already_confirmed"
-    IDENTIFIER_TAKEN = "identifier_taken"
+NOTHING: Read[Any] = Read(None, parse=lambda _: None)
 
 
 def _registration(registration_id: str, fields: dict[str, str]) -> Registration | None:
@@ -76,106 +67,17 @@ def _registration(registration_id: str, fields: dict[str, str]) -> Registration 
         registration_id=registration_id,
         identity=Identity(fields["identifier_type"], fields["identifier"], fields["country"]),
         login_email=fields["login_email"],
-        lookup=fields["lookup"],
+        lookup=LookupOutcome(fields["lookup"]),
         prefill=StructureFields(**json.loads(fields["prefill"])),
         structure_id=fields.get("structure_id") or None,
     )
 
 
-class StructureRepository:
-    def __init__(self, client: redis.Redis, stream_maxlen: int) -> None:
-        self.redis = client
-        self.stream_maxlen = stream_maxlen
-
-    # Registrations -----------------------------------------------------------------------
-
-    def get(self, registration_id: str) -> Registration | None:
-        return _registration(registration_id, self.redis.hgetall(_registration_key(registration_id)))
-
-    def watch(self, pipe: Pipeline, registration_id: str) -> Registration | None:
-        """Watch a registration inside an event's transaction and read it (one round trip)."""
-        key = _registration_key(registration_id)
-        (fields,) = watch_and_read(pipe, key, ("HGETALL", key))
-        return _registration(registration_id, fields)
-
-    def add(self, pipe: Pipeline, registration: Registration, keep_seconds: int) -> None:
-        """Queue a new registration (the pipeline must be in MULTI)."""
-        key = _registration_key(registration.registration_id)
-        pipe.hset(
-            key,
-            mapping={
-                "identifier_type": registration.identity.identifier_type,
-                "identifier": registration.identity.identifier,
-                "country": registration.identity.country,
-                "login_email": registration.login_email,
-                "lookup": registration.lookup,
-                "prefill": json.dumps(asdict(registration.prefill), ensure_ascii=False),
-            },
-        )
-        pipe.expire(key, keep_seconds + RETENTION_SECONDS)
-
-    # Structures --------------------------------------------------------------------------
-
-    def confirm(self, registration_id: str, structure: NewStructure, event: Event) -> ConfirmOutcome:
-        """Create the structure, mark the registration confirmed and publish `event`, atomically.
-
-        The identity key and the registration are watched: when two requests race for the same
-        identity (or the same registration), exactly one transaction commits; the other is
-        retried, finds the key set and reports it, and writes nothing.
-        """
-        registration_key = _registration_key(registration_id)
-        identity_key = _identity_key(structure.identity)
-
-        def attempt(pipe: Pipeline) -> ConfirmOutcome:
-            reads = ("HGETALL", registration_key), ("EXISTS", identity_key)
-            current, taken = watch_and_read(pipe, [registration_key, identity_key], *reads)
-            if not current:
-                return ConfirmOutcome.UNKNOWN_REGISTRATION
-            if current.get("structure_id"):
-                return ConfirmOutcome.ALREADY_CONFIRMED
-            if taken:
-                return ConfirmOutcome.IDENTIFIER_TAKEN
-            pipe.multi()
-            pipe.set(identity_key, structure.structure_id)
-            pipe.hset(_structure_key(structure.structure_id), mapping=_structure_mapping(structure))
-            pipe.hset(
-                registration_key,
-                mapping={"structure_id": structure.structure_id, "confirmed_at": structure.created_at},
-            )
-            publish(pipe, event, self.stream_maxlen)
-            return ConfirmOutcome.CONFIRMED
-
-        return self.redis.transaction(attempt, value_from_callable=True)
-
-    # Captchas ----------------------------------------------------------------------------
-
-    def save_captcha(self, captcha_id: str, stored: StoredCaptcha, png: bytes, ttl_seconds: int) -> None:
-        key = _captcha_key(captcha_id)
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "answer_hash": stored.answer_hash,
-                    "expires_at": repr(stored.expires_at),
-                    "png": base64.b64encode(png).decode("ascii"),
-                },
-            )
-            pipe.expire(key, ttl_seconds)
-            pipe.execute()
-
-    def captcha_image(self, captcha_id: str) -> bytes | None:
-        encoded = self.redis.hget(_captcha_key(captcha_id), "png")
-        return base64.b64decode(encoded) if encoded else None
-
-    def take_captcha(self, captcha_id: str) -> StoredCaptcha | None:
-        key = _captcha_key(captcha_id)
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hmget(key, "answer_hash", "expires_at")
-            pipe.delete(key)
-            (answer, expires_at), _ = pipe.execute()
-        if not answer or not expires_at:
-            return None
-        return StoredCaptcha(answer, float(expires_at))
+def _stored_captcha(values: list[str | None]) -> StoredCaptcha | None:
+    answer, expires_at = values
+    if not answer or not expires_at:
+        return None
+    return StoredCaptcha(answer, float(expires_at))
 
 
 def _structure_mapping(structure: NewStructure) -> dict[str, str]:
@@ -192,3 +94,100 @@ def _structure_mapping(structure: NewStructure) -> dict[str, str]:
         "registration_id": structure.registration_id,
         "created_at": structure.created_at,
     }
+
+
+class RegistrationRepository:
+    def __init__(self, uow: StructureUnitOfWork) -> None:
+        self.uow = uow
+
+    def read(self, registration_id: str) -> Read[Registration | None]:
+        key = _registration_key(registration_id)
+        return Read(key, ("HGETALL", key), lambda fields: _registration(registration_id, fields))
+
+    def get(self, registration_id: str) -> Registration | None:
+        (registration,) = self.uow.read_together(self.read(registration_id))
+        return registration
+
+    def add(self, registration: Registration, keep_seconds: int) -> None:
+        key = _registration_key(registration.registration_id)
+        self.uow.writes.hset(
+            key,
+            mapping={
+                "identifier_type": registration.identity.identifier_type,
+                "identifier": registration.identity.identifier,
+                "country": registration.identity.country,
+                "login_email": registration.login_email,
+                "lookup": registration.lookup,
+                "prefill": json.dumps(asdict(registration.prefill), ensure_ascii=False),
+            },
+        )
+        self.uow.writes.expire(key, keep_seconds + RETENTION_SECONDS)
+
+    def record_confirmation(self, registration_id: str, structure_id: str, confirmed_at: str) -> None:
+        self.uow.writes.hset(
+            _registration_key(registration_id),
+            mapping={"structure_id": structure_id, "confirmed_at": confirmed_at},
+        )
+
+
+class StructureRepository:
+    """Structures and the guard of their identity."""
+
+    def __init__(self, uow: StructureUnitOfWork) -> None:
+        self.uow = uow
+
+    def read_holder(self, identity: Identity) -> Read[str | None]:
+        """The id of the structure that holds `identity`, if any."""
+        key = _identity_key(identity)
+        return Read(key, ("GET", key))
+
+    def add(self, structure: NewStructure) -> None:
+        """The structure and its identity's guard."""
+        self.uow.writes.set(_identity_key(structure.identity), structure.structure_id)
+        self.uow.writes.hset(_structure_key(structure.structure_id), mapping=_structure_mapping(structure))
+
+
+class CaptchaRepository:
+    def __init__(self, uow: StructureUnitOfWork) -> None:
+        self.uow = uow
+
+    def read(self, captcha_id: str | None) -> Read[StoredCaptcha | None]:
+        if not captcha_id:
+            return NOTHING
+        key = _captcha_key(captcha_id)
+        return Read(key, ("HMGET", key, "answer_hash", "expires_at"), _stored_captcha)
+
+    def image(self, captcha_id: str) -> bytes | None:
+        key = _captcha_key(captcha_id)
+        (encoded,) = self.uow.read(key, ("HGET", key, "png"))
+        return base64.b64decode(encoded) if encoded else None
+
+    def add(self, captcha: NewCaptcha) -> None:
+        key = _captcha_key(captcha.captcha_id)
+        self.uow.writes.hset(
+            key,
+            mapping={
+                "answer_hash": captcha.stored.answer_hash,
+                "expires_at": repr(captcha.stored.expires_at),
+                "png": base64.b64encode(captcha.png).decode("ascii"),
+            },
+        )
+        self.uow.writes.expire(key, captcha.ttl_seconds)
+
+    def remove(self, captcha_id: str) -> None:
+        self.uow.writes.delete(_captcha_key(captcha_id))
+
+
+class StructureUnitOfWork(RedisUnitOfWork):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.registrations = RegistrationRepository(self)
+        self.structures = StructureRepository(self)
+        self.captchas = CaptchaRepository(self)
+
+    def read_together(self, *reads: Read[Any]) -> list[Any]:
+        """The answers of `reads`, in one round trip (watched inside `run`)."""
+        wanted = [read for read in reads if read.key is not None]
+        keys = [str(read.key) for read in wanted]
+        answers = iter(self.read(keys, *(read.command for read in wanted)) if wanted else ())
+        return [read.parse(next(answers) if read.key is not None else None) for read in reads]

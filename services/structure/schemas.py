@@ -8,7 +8,9 @@ above every limit of `domain`: they only keep oversized values from going any fu
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields
+
+from shared.schemas import Length, PortalSchema
 
 TEXT_MAX = 500  # above every limit of domain (the longest, the address, is 150)
 EMAIL_MAX = 320  # 64 for the local part, @, 255 for the domain
@@ -17,11 +19,11 @@ CAPTCHA_MAX = 64
 
 def _text(description: str, max_length: int = TEXT_MAX) -> fields.String:
     return fields.String(
-        allow_none=True, validate=validate.Length(max=max_length), metadata={"description": description}
+        allow_none=True, validate=Length(max=max_length), metadata={"description": description}
     )
 
 
-class StructureFieldsSchema(Schema):
+class StructureFieldsSchema(PortalSchema):
     company_name = _text("Raison sociale (obligatoire, 120 caractères au plus)")
     label = _text("Libellé de la structure")
     address = _text("Adresse (obligatoire)")
@@ -32,7 +34,7 @@ class StructureFieldsSchema(Schema):
     country = _text("Pays, code ISO 3166 à deux lettres (FR par défaut)")
 
 
-class UserSchema(Schema):
+class UserSchema(PortalSchema):
     last_name = _text("Nom (obligatoire)")
     first_name = _text("Prénom (obligatoire)")
     login_email_confirmation = _text(
@@ -42,19 +44,19 @@ class UserSchema(Schema):
     survey_consent = fields.Boolean(metadata={"description": "Accord pour l'enquête de satisfaction (non)"})
 
 
-class FeaturesSchema(Schema):
+class FeaturesSchema(PortalSchema):
     payment_requests = fields.Boolean(
         metadata={"description": "Déposer des demandes de paiement : obligatoire, vrai par défaut"}
     )
     dume = fields.Boolean(metadata={"description": "Créer et/ou consulter des DUME (faux par défaut)"})
 
 
-class CaptchaAnswerSchema(Schema):
+class CaptchaAnswerSchema(PortalSchema):
     captcha_id = _text("L'identifiant reçu avec l'image", CAPTCHA_MAX)
     answer = _text("Les caractères lus sur l'image", CAPTCHA_MAX)
 
 
-class ConfirmStructureSchema(Schema):
+class ConfirmStructureSchema(PortalSchema):
     structure = fields.Nested(StructureFieldsSchema, load_default=dict)
     user = fields.Nested(UserSchema, load_default=dict)
     features = fields.Nested(FeaturesSchema, load_default=dict)
@@ -66,7 +68,7 @@ class ConfirmStructureSchema(Schema):
     )
 
 
-class PrefillSchema(Schema):
+class PrefillSchema(PortalSchema):
     company_name = fields.String()
     label = fields.String()
     address = fields.String()
@@ -77,7 +79,7 @@ class PrefillSchema(Schema):
     country = fields.String()
 
 
-class RegistrationFormSchema(Schema):
+class RegistrationFormSchema(PortalSchema):
     identifier_type = fields.String()
     identifier = fields.String()
     country = fields.String()
@@ -86,11 +88,11 @@ class RegistrationFormSchema(Schema):
     prefill = fields.Nested(PrefillSchema)
 
 
-class StructureCreatedSchema(Schema):
+class StructureCreatedSchema(PortalSchema):
     structure_id = fields.String()
 
 
-class CaptchaSchema(Schema):
+class CaptchaSchema(PortalSchema):
     captcha_id = fields.String()
     image = fields.String(metadata={"description": "L'image, en data URL PNG"})
     image_url = fields.String(metadata={"description": "La même image, en PNG"})

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from system.launcher import in_background
 from tests.servers import RedisServer, SmtpServer, free_port
+from tests.system import in_background
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

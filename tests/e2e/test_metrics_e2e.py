@@ -131,7 +131,7 @@ def test_metrics_show_the_registration_that_went_through(running_system, registe
 
     def sent() -> float:
         found = figures(system, "/notify/metrics")
-        return value(found, "portal_emails_sent_total", task="notify.send_activation_email")
+        return value(found, "portal_task_outcomes_total", task="notify.send_activation_email", outcome="sent")
 
     assert eventually(sent) >= 1, "counted by the Celery worker, shown by notify's web process"
 

@@ -10,72 +10,32 @@ import uuid
 import pytest
 from argon2 import PasswordHasher
 
-from services.activate import domain, handlers
+from services.activate import handlers
 from services.activate.app import create_app
-from services.activate.consumer import build_handlers
+from services.activate.bootstrap import bootstrap
+from services.activate.catalogue import SECRET_QUESTIONS, WORKSPACE_CODES
+from services.activate.domain import PASSWORD_RULE, LoginTaken
+from services.activate.links import TokenGone
 from services.activate.passwords import make_hasher
-from services.activate.repository import ActivateRepository
-from shared.bus import Consumer
-from shared.events import Event, new_event
+from services.activate.repository import ActivateUnitOfWork
 from shared.redaction import TokenRedactor
-from shared.sealing import unseal
 from shared.testing import events_on, publish_now
-
-GOOD = {
-    "password": "Ruisseau-Calme-73",  # neither common nor built from the names or emails
-    "password_confirmation": "Ruisseau-Calme-73",
-    "secret_question": domain.SECRET_QUESTIONS[0],
-    "secret_answer": "Rex",
-}
-
-
-class Clock:
-    """A clock the test moves; it starts at the real time (key expiries are real)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def structure_confirmed(registration_id: str, email: str = "marie.curie@example.fr") -> Event:
-    return new_event(
-        "StructureConfirmed",
-        "structure",
-        registration_id,
-        {
-            "structure_id": f"structure-{registration_id}",
-            "structure": {
-                "identifier_type": "SIRET",
-                "identifier": "81880244900038",
-                "country": "FR",
-                "company_name": "CURIE SARL",
-                "label": None,
-                "address": "11 RUE PIERRE ET MARIE CURIE",
-                "address_complement_1": None,
-                "address_complement_2": None,
-                "postal_code": "75005",
-                "city": "PARIS",
-            },
-            "user": {
-                "last_name": "Curie",
-                "first_name": "Marie",
-                "login_email": email,
-                "contact_email": "contact@example.fr",
-                "survey_consent": False,
-            },
-            "features": {"payment_requests": True, "dume": False},
-        },
-    )
+from shared.timestamps import iso_utc
+from tests.clock import Clock
+from tests.integration.activate_support import (
+    GOOD,
+    at_step_four,
+    confirm,
+    consumer_of,
+    links,
+    structure_confirmed,
+    token_of,
+)
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(None)  # real time: key expiries are real
 
 
 @pytest.fixture
@@ -89,45 +49,24 @@ def client(app):
 
 
 @pytest.fixture
-def consumer(settings, redis_client) -> Consumer:
-    consumer = Consumer(
-        redis_client,
-        "activate",
-        build_handlers(settings, redis_client),
-        name="test-activate",
-        block_ms=50,
-        claim_idle_ms=200,
-    )
-    consumer.ensure_groups()
-    return consumer
+def consumer(settings, redis_client):
+    return consumer_of(settings, redis_client, block_ms=50, claim_idle_ms=200)
 
 
 @pytest.fixture
-def repo(settings, redis_client) -> ActivateRepository:
-    return ActivateRepository(redis_client, settings.event_stream_maxlen)
+def wiring(settings, redis_client, clock):
+    """The app's dependencies, for calling the handlers as the app, the consumer and beat do."""
+    return bootstrap(settings, client=redis_client, clock=clock)
 
 
-def confirm(redis_client, consumer, registration_id: str, email: str = "marie.curie@example.fr") -> Event:
-    event = structure_confirmed(registration_id, email)
-    publish_now(redis_client, event)
-    consumer.run_once()
-    return event
+@pytest.fixture
+def stored(wiring) -> ActivateUnitOfWork:
+    """activate's repositories, to read what is stored (plain reads, outside any transaction)."""
+    return wiring.uow()
 
 
-def token_of(event: Event, settings) -> str:
-    return unseal(event.data["sealed_token"], settings.secret_key)
-
-
-def links(redis_client, registration_id: str) -> list[Event]:
-    return [e for e in events_on(redis_client, "ActivationLinkIssued") if e.subject == registration_id]
-
-
-def open_account(client, redis_client, consumer, settings, registration_id: str, **kw) -> str:
-    """Steps up to the first link; returns the token from the sealed event."""
-    confirm(redis_client, consumer, registration_id, **kw)
-    answer = client.post(f"/activate/api/registrations/{registration_id}/workspaces", json={})
-    assert answer.status_code == 201, answer.json
-    return token_of(links(redis_client, registration_id)[-1], settings)
+def activation(token: str, **form: str) -> handlers.ActivateAccount:
+    return handlers.ActivateAccount(token, **{**GOOD, **form})
 
 
 def every_stored_string(redis_client) -> list[str]:
@@ -157,9 +96,9 @@ def every_stored_string(redis_client) -> list[str]:
 # --- StructureConfirmed → pending account --------------------------------------------------------
 
 
-def test_structure_confirmed_opens_a_pending_account(client, redis_client, consumer, repo):
+def test_structure_confirmed_opens_a_pending_account(client, redis_client, consumer, stored):
     confirm(redis_client, consumer, "r1")
-    account = repo.get_account("r1")
+    account = stored.accounts.get("r1")
     assert account.status == "pending" and account.structure_id == "structure-r1"
     assert uuid.UUID(account.account_id)
     assert (account.first_name, account.last_name, account.contact_email) == (
@@ -170,16 +109,16 @@ def test_structure_confirmed_opens_a_pending_account(client, redis_client, consu
     assert redis_client.xpending("events:StructureConfirmed", "activate")["pending"] == 0
 
 
-def test_duplicate_structure_confirmed_gives_one_account(redis_client, consumer, repo):
+def test_duplicate_structure_confirmed_gives_one_account(redis_client, consumer, stored):
     event = structure_confirmed("r1")
     publish_now(redis_client, event)
     consumer.run_once()
-    first = repo.get_account("r1")
+    first = stored.accounts.get("r1")
     publish_now(redis_client, event)  # the same event delivered again
     publish_now(redis_client, structure_confirmed("r1"))  # a second event for the same registration
     consumer.run_once()
     consumer.run_once()
-    assert repo.get_account("r1") == first
+    assert stored.accounts.get("r1") == first
     assert [k for k in redis_client.scan_iter("activate:account:*")] == ["activate:account:r1"]
 
 
@@ -196,7 +135,7 @@ def test_workspaces_page(client, redis_client, consumer):
         "Curie",
         "marie.curie@example.fr",
     )
-    assert [w["code"] for w in body["workspaces"]] == list(domain.WORKSPACE_CODES)
+    assert [w["code"] for w in body["workspaces"]] == list(WORKSPACE_CODES)
     assert body["workspaces"][0] == {
         "code": "SOLLICITATIONS_EMISES",
         "label": "Sollicitations émises",
@@ -234,7 +173,7 @@ def test_unknown_registration_is_404_after_a_short_wait(settings, redis_client, 
     assert client.get(f"/activate/api/registrations/{'x' * 65}/workspaces").status_code == 404
 
 
-def test_choose_workspaces_issues_one_link(client, redis_client, consumer, settings, clock, repo):
+def test_choose_workspaces_issues_one_link(client, redis_client, consumer, settings, clock, stored):
     confirm(redis_client, consumer, "r1")
     answer = client.post(
         "/activate/api/registrations/r1/workspaces",
@@ -242,11 +181,11 @@ def test_choose_workspaces_issues_one_link(client, redis_client, consumer, setti
     )
     assert answer.status_code == 201
     account_id = answer.json["account_id"]
-    assert account_id == repo.get_account("r1").account_id
+    assert account_id == stored.accounts.get("r1").account_id
 
     (chosen,) = events_on(redis_client, "WorkspacesChosen")
     (issued,) = events_on(redis_client, "ActivationLinkIssued")
-    expires = domain.iso_utc(int(clock.now) + settings.activation_ttl_seconds)
+    expires = iso_utc(int(clock.now) + settings.activation_ttl_seconds)
     assert chosen.source == "/services/activate" and chosen.subject == "r1"
     assert chosen.data == {
         "registration_id": "r1",
@@ -265,7 +204,7 @@ def test_choose_workspaces_issues_one_link(client, redis_client, consumer, setti
     assert len(token) == 43
     assert client.get(f"/activate/api/activations/{token}").status_code == 200
 
-    account = repo.get_account("r1")
+    account = stored.accounts.get("r1")
     assert account.status == "awaiting_activation" and account.workspaces == (
         "FACTURES_EMISES",
         "ENGAGEMENTS",
@@ -279,14 +218,14 @@ def test_omitted_workspaces_are_the_defaults(client, redis_client, consumer):
     assert chosen.data["workspaces"] == ["SOLLICITATIONS_EMISES", "FACTURES_EMISES"]
 
 
-def test_unknown_workspaces_are_refused_and_nothing_is_written(client, redis_client, consumer, repo):
+def test_unknown_workspaces_are_refused_and_nothing_is_written(client, redis_client, consumer, stored):
     confirm(redis_client, consumer, "r1")
     answer = client.post(
         "/activate/api/registrations/r1/workspaces", json={"workspaces": ["FACTURES_EMISES", "XYZ"]}
     )
     assert answer.status_code == 422
     assert "XYZ" in answer.json["errors"]["workspaces"][0]
-    assert repo.get_account("r1").status == "pending"
+    assert stored.accounts.get("r1").status == "pending"
     assert events_on(redis_client, "WorkspacesChosen") == []
     assert (
         client.post("/activate/api/registrations/r1/workspaces", json={"workspaces": "x"}).status_code == 422
@@ -302,7 +241,7 @@ def test_workspaces_are_chosen_once(client, redis_client, consumer):
 
 
 def test_token_is_stored_nowhere_in_clear(client, redis_client, consumer, settings):
-    token = open_account(client, redis_client, consumer, settings, "r1")
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
     resent_answer = client.post("/activate/api/registrations/r1/activation-email")
     assert resent_answer.status_code == 202
     resent = token_of(links(redis_client, "r1")[-1], settings)
@@ -316,7 +255,7 @@ def test_token_is_stored_nowhere_in_clear(client, redis_client, consumer, settin
 
 
 def test_resend_voids_the_old_link(client, redis_client, consumer, settings):
-    old = open_account(client, redis_client, consumer, settings, "r1")
+    old = at_step_four(client, redis_client, consumer, settings, "r1")
     answer = client.post("/activate/api/registrations/r1/activation-email")
     assert answer.status_code == 202 and answer.json == {"status": "sent"}
     created, resent = links(redis_client, "r1")
@@ -343,7 +282,7 @@ def test_resend_before_step_3_is_404(settings, redis_client, consumer, clock):
 
 
 def test_resend_after_activation_is_409(client, redis_client, consumer, settings):
-    token = open_account(client, redis_client, consumer, settings, "r1")
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
     assert client.post(f"/activate/api/activations/{token}", json=GOOD).status_code == 200
     answer = client.post("/activate/api/registrations/r1/activation-email")
     assert answer.status_code == 409 and "déjà activé" in answer.json["message"]
@@ -353,12 +292,12 @@ def test_resend_after_activation_is_409(client, redis_client, consumer, settings
 
 
 def test_expired_link_is_gone_before_the_sweep_then_swept_once(
-    client, redis_client, consumer, settings, clock, repo
+    client, redis_client, consumer, settings, clock, wiring, stored
 ):
-    token = open_account(client, redis_client, consumer, settings, "r1")
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
     clock.advance(settings.activation_ttl_seconds - 1)
     assert client.get(f"/activate/api/activations/{token}").status_code == 200
-    assert handlers.expire_activation_tokens(repo, clock) == 0
+    assert handlers.expire_activation_tokens(wiring.uow()) == 0
 
     clock.advance(1)
     gone = client.get(f"/activate/api/activations/{token}")
@@ -368,15 +307,15 @@ def test_expired_link_is_gone_before_the_sweep_then_swept_once(
     assert "expiré" in gone.json["message"]
     assert client.post(f"/activate/api/activations/{token}", json=GOOD).status_code == 410
 
-    assert handlers.expire_activation_tokens(repo, clock) == 1
-    assert handlers.expire_activation_tokens(repo, clock) == 0
+    assert handlers.expire_activation_tokens(wiring.uow()) == 1
+    assert handlers.expire_activation_tokens(wiring.uow()) == 0
     (expired,) = events_on(redis_client, "ActivationTokenExpired")
     assert expired.data == {
         "registration_id": "r1",
-        "account_id": repo.get_account("r1").account_id,
+        "account_id": stored.accounts.get("r1").account_id,
         "token_expires_at": links(redis_client, "r1")[0].data["token_expires_at"],
     }
-    assert repo.get_account("r1").status == "expired"
+    assert stored.accounts.get("r1").status == "expired"
     assert client.get(f"/activate/api/activations/{token}").status_code == 410
 
     assert client.post("/activate/api/registrations/r1/activation-email").status_code == 202
@@ -385,13 +324,13 @@ def test_expired_link_is_gone_before_the_sweep_then_swept_once(
     assert client.post(f"/activate/api/activations/{new}", json=GOOD).status_code == 200
 
 
-def test_concurrent_sweeps_publish_one_event(client, redis_client, consumer, settings, clock, repo):
+def test_concurrent_sweeps_publish_one_event(client, redis_client, consumer, settings, clock, wiring):
     for n in range(5):
-        open_account(client, redis_client, consumer, settings, f"r{n}", email=f"p{n}@example.fr")
+        at_step_four(client, redis_client, consumer, settings, f"r{n}", email=f"p{n}@example.fr")
     clock.advance(settings.activation_ttl_seconds)
     results = []
     sweeps = [
-        threading.Thread(target=lambda: results.append(handlers.expire_activation_tokens(repo, clock)))
+        threading.Thread(target=lambda: results.append(handlers.expire_activation_tokens(wiring.uow())))
         for _ in range(3)
     ]
     for t in sweeps:
@@ -406,7 +345,7 @@ def test_concurrent_sweeps_publish_one_event(client, redis_client, consumer, set
 
 
 def test_activation_page(client, redis_client, consumer, settings):
-    token = open_account(client, redis_client, consumer, settings, "r1")
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
     answer = client.get(f"/activate/api/activations/{token}")
     assert answer.status_code == 200
     assert answer.json == {
@@ -414,12 +353,12 @@ def test_activation_page(client, redis_client, consumer, settings):
         "contact_email": "contact@example.fr",
         "last_name": "Curie",
         "first_name": "Marie",
-        "secret_questions": list(domain.SECRET_QUESTIONS),
+        "secret_questions": list(SECRET_QUESTIONS),
     }
 
 
 def test_forged_link_is_404(client, redis_client, consumer, settings):
-    token = open_account(client, redis_client, consumer, settings, "r1")
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
     forged = token[:-1] + ("A" if token[-1] != "A" else "B")
     answer = client.get(f"/activate/api/activations/{forged}")
     assert answer.status_code == 404 and "inconnu" in answer.json["message"]
@@ -427,11 +366,11 @@ def test_forged_link_is_404(client, redis_client, consumer, settings):
     assert client.get(f"/activate/api/activations/{'x' * 300}").status_code == 404
 
 
-def test_activation_makes_the_principal_manager(client, redis_client, consumer, settings, repo):
-    token = open_account(client, redis_client, consumer, settings, "r1")
+def test_activation_makes_the_principal_manager(client, redis_client, consumer, settings, stored):
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
     answer = client.post(f"/activate/api/activations/{token}", json=GOOD)
     assert answer.status_code == 200
-    account = repo.get_account("r1")
+    account = stored.accounts.get("r1")
     assert answer.json == {
         "status": "active",
         "role": "GESTIONNAIRE_PRINCIPAL",
@@ -445,10 +384,10 @@ def test_activation_makes_the_principal_manager(client, redis_client, consumer, 
         "structure_id": "structure-r1",
         "role": "GESTIONNAIRE_PRINCIPAL",
     }
-    credentials = repo.get_credentials("r1")
-    assert credentials["password_hash"].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
-    assert credentials["secret_answer_hash"].startswith("$argon2id$")
-    assert credentials["secret_question"] == domain.SECRET_QUESTIONS[0]
+    credentials = stored.credentials.get("r1")
+    assert credentials.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert credentials.secret_answer_hash.startswith("$argon2id$")
+    assert credentials.secret_question == SECRET_QUESTIONS[0]
     assert GOOD["password"] not in every_stored_string(redis_client)
 
     used = client.get(f"/activate/api/activations/{token}")
@@ -475,29 +414,29 @@ def test_activation_makes_the_principal_manager(client, redis_client, consumer, 
     ],
 )
 def test_bad_form_is_422_and_the_link_still_works(
-    client, redis_client, consumer, settings, repo, changes, fields
+    client, redis_client, consumer, settings, stored, changes, fields
 ):
-    token = open_account(client, redis_client, consumer, settings, "r1")
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
     answer = client.post(f"/activate/api/activations/{token}", json={**GOOD, **changes})
     assert answer.status_code == 422
     assert set(answer.json["errors"]) == fields
-    assert repo.get_account("r1").status == "awaiting_activation"
+    assert stored.accounts.get("r1").status == "awaiting_activation"
     assert events_on(redis_client, "AccountActivated") == []
     assert client.get(f"/activate/api/activations/{token}").status_code == 200
     assert client.post(f"/activate/api/activations/{token}", json=GOOD).status_code == 200
 
 
 def test_password_rule_message_in_the_answer(client, redis_client, consumer, settings):
-    token = open_account(client, redis_client, consumer, settings, "r1")
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
     answer = client.post(
         f"/activate/api/activations/{token}",
         json={**GOOD, "password": "abcdefgh", "password_confirmation": "abcdefgh"},
     )
-    assert answer.json["errors"]["password"] == [domain.PASSWORD_RULE]
+    assert answer.json["errors"]["password"] == [PASSWORD_RULE]
 
 
 def test_missing_and_unknown_fields_are_422(client, redis_client, consumer, settings):
-    token = open_account(client, redis_client, consumer, settings, "r1")
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
     answer = client.post(f"/activate/api/activations/{token}", json={})
     assert answer.status_code == 422
     assert set(answer.json["errors"]) == {
@@ -512,7 +451,7 @@ def test_missing_and_unknown_fields_are_422(client, redis_client, consumer, sett
 
 
 def test_two_simultaneous_activations_one_wins(app, redis_client, consumer, settings):
-    token = open_account(app.test_client(), redis_client, consumer, settings, "r1")
+    token = at_step_four(app.test_client(), redis_client, consumer, settings, "r1")
     barrier = threading.Barrier(2)
     codes = []
 
@@ -531,9 +470,9 @@ def test_two_simultaneous_activations_one_wins(app, redis_client, consumer, sett
 
 
 def test_one_active_account_per_login_email(client, redis_client, consumer, settings):
-    first = open_account(client, redis_client, consumer, settings, "r1", email="marie@example.fr")
+    first = at_step_four(client, redis_client, consumer, settings, "r1", email="marie@example.fr")
     # Two registrations with the same login reach step 3 before either is active.
-    second = open_account(client, redis_client, consumer, settings, "r2", email="Marie@Example.fr")
+    second = at_step_four(client, redis_client, consumer, settings, "r2", email="Marie@Example.fr")
     assert client.post(f"/activate/api/activations/{first}", json=GOOD).status_code == 200
 
     late = client.post(f"/activate/api/activations/{second}", json=GOOD)
@@ -564,23 +503,98 @@ def test_health_and_openapi(app, client):
     }
 
 
+class Interfering(PasswordHasher):
+    """A hasher that, the first time it hashes, lets `meanwhile` happen: what another request
+    does during the slow hashing, between the reads that check the link and the commit."""
+
+    def __init__(self, meanwhile) -> None:
+        super().__init__()
+        self.meanwhile = meanwhile
+
+    def hash(self, password, *, salt=None):
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+        return super().hash(password, salt=salt)
+
+
 def test_link_used_while_hashing_is_gone_for_the_slower_request(
-    client, redis_client, consumer, settings, repo
+    client, redis_client, consumer, settings, wiring
 ):
     """Deterministic version of the race: the other activation commits during our argon2 hashing."""
-    token = open_account(client, redis_client, consumer, settings, "r1")
-    other_hasher = make_hasher()
-
-    class Interfering(PasswordHasher):
-        interfered = False
-
-        def hash(self, password, *, salt=None):
-            if not self.interfered:
-                self.interfered = True
-                handlers.activate_account(token, **GOOD, repo=repo, clock=time.time, hasher=other_hasher)
-            return super().hash(password, salt=salt)
-
-    with pytest.raises(domain.TokenGone) as caught:
-        handlers.activate_account(token, **GOOD, repo=repo, clock=time.time, hasher=Interfering())
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
+    other = lambda: handlers.activate_account(activation(token), wiring.uow(), make_hasher())  # noqa: E731
+    with pytest.raises(TokenGone) as caught:
+        handlers.activate_account(activation(token), wiring.uow(), Interfering(other))
     assert caught.value.reason == "used"
     assert len(events_on(redis_client, "AccountActivated")) == 1
+
+
+def test_the_same_login_activated_while_hashing_is_refused_to_the_slower_request(
+    client, redis_client, consumer, settings, wiring, stored
+):
+    """Two registrations of one login email, activated at the same moment: one becomes active."""
+    first = at_step_four(client, redis_client, consumer, settings, "r1", email="marie@example.fr")
+    second = at_step_four(client, redis_client, consumer, settings, "r2", email="Marie@Example.fr")
+    other = lambda: handlers.activate_account(activation(second), wiring.uow(), make_hasher())  # noqa: E731
+    with pytest.raises(LoginTaken):
+        handlers.activate_account(activation(first), wiring.uow(), Interfering(other))
+    assert [e.subject for e in events_on(redis_client, "AccountActivated")] == ["r2"]
+    assert stored.accounts.get("r1").status == "awaiting_activation"
+    assert stored.active_logins.owner("marie@example.fr") == "r2"
+
+
+class ActivatedMeanwhile(ActivateUnitOfWork):
+    """A unit of work that lets `meanwhile` commit right after its transaction has read who holds
+    a login email, before its own commit: only the WATCH on that key can tell it."""
+
+    def __init__(self, wiring, meanwhile) -> None:
+        super().__init__(wiring.redis, "activate", stream_maxlen=wiring.settings.event_stream_maxlen)
+        self.meanwhile = meanwhile
+        self.attempts = 0
+
+    def read(self, watch, *commands):
+        answers = super().read(watch, *commands)
+        keys = [watch] if isinstance(watch, str) else watch
+        if any(key.startswith("activate:active-login:") for key in keys):
+            self.attempts += 1
+            meanwhile, self.meanwhile = self.meanwhile, None
+            if meanwhile is not None:
+                meanwhile()
+        return answers
+
+
+def test_the_login_email_s_holder_is_watched_until_the_commit(
+    client, redis_client, consumer, settings, wiring
+):
+    first = at_step_four(client, redis_client, consumer, settings, "r1", email="marie@example.fr")
+    second = at_step_four(client, redis_client, consumer, settings, "r2", email="marie@example.fr")
+    other = lambda: handlers.activate_account(activation(second), wiring.uow(), make_hasher())  # noqa: E731
+    uow = ActivatedMeanwhile(wiring, other)
+    with pytest.raises(LoginTaken):
+        handlers.activate_account(activation(first), uow, make_hasher())
+    assert uow.attempts == 2  # the first commit was refused: the transaction ran again and saw r2
+    assert [e.subject for e in events_on(redis_client, "AccountActivated")] == ["r2"]
+    assert redis_client.get("activate:active-login:marie@example.fr") == "r2"
+
+
+def test_a_used_link_is_still_used_after_its_lifetime(
+    client, redis_client, consumer, settings, clock, wiring
+):
+    """Activation marks the link `used`: the sweep leaves it alone, and whoever opens it later is
+    told it was used (the account is active), not that it expired."""
+    token = at_step_four(client, redis_client, consumer, settings, "r1")
+    assert client.post(f"/activate/api/activations/{token}", json=GOOD).status_code == 200
+    clock.advance(settings.activation_ttl_seconds + 1)
+    assert handlers.expire_activation_tokens(wiring.uow()) == 0
+    assert events_on(redis_client, "ActivationTokenExpired") == []
+    gone = client.get(f"/activate/api/activations/{token}")
+    assert gone.status_code == 410
+    assert gone.json == {
+        "code": 410,
+        "status": "Gone",
+        "message": gone.json["message"],
+        "registration_id": "r1",
+        "reason": "used",
+    }
+    assert "déjà été utilisé" in gone.json["message"]

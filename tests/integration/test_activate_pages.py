@@ -8,28 +8,28 @@ import re
 
 import pytest
 
-from services.activate import domain
 from services.activate.app import create_app
-from services.activate.consumer import build_handlers
+from services.activate.catalogue import DEFAULT_WORKSPACES, SECRET_QUESTIONS, WORKSPACE_CODES, WORKSPACES
+from services.activate.domain import PASSWORD_RULE
 from services.activate.pages import PASSWORD_HINT
-from shared.bus import Consumer
 from shared.redaction import TokenRedactor
 from shared.testing import events_on, publish_now
-from tests.integration.test_activate_flow import Clock, structure_confirmed, token_of
+from tests.clock import Clock
+from tests.integration.activate_support import consumer_of, latest_token, structure_confirmed
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 GOOD = {
     "password": "Ruisseau-Calme-73",  # neither common nor built from the names or emails
     "password_confirmation": "Ruisseau-Calme-73",
-    "secret_question": domain.SECRET_QUESTIONS[2],
+    "secret_question": SECRET_QUESTIONS[2],
     "secret_answer": "Paris",
 }
-OFF_BY_DEFAULT = [w.code for w in domain.WORKSPACES if not w.default]
+OFF_BY_DEFAULT = [w.code for w in WORKSPACES if not w.default]
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(None)  # real time: key expiries are real
 
 
 @pytest.fixture
@@ -44,17 +44,8 @@ def client(app):
 
 
 @pytest.fixture
-def consumer(settings, redis_client) -> Consumer:
-    consumer = Consumer(
-        redis_client,
-        "activate",
-        build_handlers(settings, redis_client),
-        name="test-activate-pages",
-        block_ms=50,
-        claim_idle_ms=200,
-    )
-    consumer.ensure_groups()
-    return consumer
+def consumer(settings, redis_client):
+    return consumer_of(settings, redis_client, name="test-activate-pages", block_ms=50, claim_idle_ms=200)
 
 
 def text(answer) -> str:
@@ -84,11 +75,6 @@ def first_token(client, redis_client, consumer, settings, registration_id: str =
     confirm(redis_client, consumer, registration_id)
     assert choose(client, registration_id).status_code == 303
     return latest_token(redis_client, settings, registration_id)
-
-
-def latest_token(redis_client, settings, registration_id: str = "r1") -> str:
-    issued = [e for e in events_on(redis_client, "ActivationLinkIssued") if e.subject == registration_id]
-    return token_of(issued[-1], settings)
 
 
 def activate(client, token: str, **fields: str):
@@ -123,7 +109,7 @@ def test_workspaces_page_welcomes_and_lists_every_workspace(client, redis_client
     assert "Les espaces « Sollicitations émises » et « Factures émises » sont activés par défaut." in page
     body = answer.get_data(as_text=True)
     assert 'aria-current="step"' in body and "Espaces de travail (étape en cours)" in page
-    for workspace in domain.WORKSPACES:
+    for workspace in WORKSPACES:
         assert workspace.label in page and workspace.description in page
         name = f"ws-{workspace.code}"
         assert f'name="{name}" value="1"' in body and f'name="{name}" value="0"' in body
@@ -132,8 +118,8 @@ def test_workspaces_page_welcomes_and_lists_every_workspace(client, redis_client
         )
         assert checked(answer, f"{name}-oui") is workspace.default
         assert checked(answer, f"{name}-non") is not workspace.default
-    assert body.count('<legend class="visually-hidden">') == len(domain.WORKSPACES)
-    assert body.count('class="switch-group"') == len(domain.WORKSPACES)
+    assert body.count('<legend class="visually-hidden">') == len(WORKSPACES)
+    assert body.count('class="switch-group"') == len(WORKSPACES)
     assert '<button class="button" type="submit">Valider</button>' in body
 
 
@@ -158,7 +144,7 @@ def test_unknown_registration_gets_a_404_page(client):
 
 def test_the_switches_chosen_are_what_gets_stored(client, redis_client, consumer):
     confirm(redis_client, consumer)
-    switches = {code: "0" for code in domain.WORKSPACE_CODES}
+    switches = {code: "0" for code in WORKSPACE_CODES}
     switches.update(SOLLICITATIONS_EMISES="0", FACTURES_EMISES="1", ENGAGEMENTS="1", SUIVI_DES_FLUX="1")
     answer = choose(client, **switches)
     assert answer.status_code == 303
@@ -172,11 +158,11 @@ def test_the_defaults_are_stored_when_nothing_is_changed(client, redis_client, c
     page = client.get("/activate/registrations/r1/workspaces")
     # What a browser sends for the page as rendered: the checked radio of each pair.
     sent = dict(re.findall(r'name="(ws-[A-Z_]+)" value="([01])" checked', page.get_data(as_text=True)))
-    assert len(sent) == len(domain.WORKSPACES)
+    assert len(sent) == len(WORKSPACES)
     answer = client.post("/activate/registrations/r1/workspaces", data={"csrf_token": csrf_of(page), **sent})
     assert answer.status_code == 303
     (chosen,) = events_on(redis_client, "WorkspacesChosen")
-    assert chosen.data["workspaces"] == list(domain.DEFAULT_WORKSPACES)
+    assert chosen.data["workspaces"] == list(DEFAULT_WORKSPACES)
 
 
 def test_a_forged_switch_value_is_refused_next_to_its_workspace(client, redis_client, consumer):
@@ -195,7 +181,7 @@ def test_a_post_without_csrf_token_is_refused(client, redis_client, consumer, se
     assert answer.status_code == 400 and "Formulaire expiré" in text(answer)
     assert events_on(redis_client, "WorkspacesChosen") == []
     assert choose(client).status_code == 303
-    token = latest_token(redis_client, settings)
+    token = latest_token(redis_client, settings, "r1")
     assert client.post("/activate/registrations/r1/activation-email").status_code == 400
     assert client.post(f"/activate/activations/{token}", data=GOOD).status_code == 400
     assert len(events_on(redis_client, "ActivationLinkIssued")) == 1
@@ -253,7 +239,7 @@ def test_activation_page_shows_the_account_and_the_form(client, redis_client, co
     assert "Complexité du mot de passe" in page and '<div class="meter-bar" aria-hidden="true"><span>' in body
     options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', body)
     assert options[0] == ("", "Choisissez une question")
-    assert [html.unescape(v) for v, _ in options[1:]] == list(domain.SECRET_QUESTIONS)
+    assert [html.unescape(v) for v, _ in options[1:]] == list(SECRET_QUESTIONS)
     assert '<label for="secret_answer">Réponse' in body
     assert '<script src="/activate/static/password-meter.js" defer></script>' in body
     # The token is in the form's action (this very page) and nowhere else.
@@ -275,7 +261,7 @@ def test_a_weak_password_is_refused_and_never_sent_back(client, redis_client, co
     assert answer.status_code == 422
     body = answer.get_data(as_text=True)
     assert "motdepasse" not in body
-    assert domain.PASSWORD_RULE in field_error(answer, "password")
+    assert PASSWORD_RULE in field_error(answer, "password")
     assert 'aria-describedby="password-aide password-erreur" aria-invalid="true"' in body
     assert 'href="#password"' in body  # the error summary leads to the field
     assert re.search(rf'<option value="{re.escape(html.escape(GOOD["secret_question"]))}" selected>', body)
@@ -348,7 +334,7 @@ def test_an_expired_link_offers_a_new_one(client, redis_client, consumer, settin
         "Un nouveau lien d'activation vient de vous être envoyé à marie.curie@example.fr ; "
         "l'ancien lien ne fonctionne plus." in text(sent)
     )
-    fresh = latest_token(redis_client, settings)
+    fresh = latest_token(redis_client, settings, "r1")
     assert fresh != token and client.get(f"/activate/activations/{fresh}").status_code == 200
 
 
@@ -391,7 +377,7 @@ def test_an_expired_link_of_an_active_account_offers_no_new_link(
     clock.advance(settings.activation_ttl_seconds + 1)
     page = client.get(f"/activate/activations/{old}")
     client.post(resend_form(page), data={"csrf_token": csrf_of(page)})
-    assert activate(client, latest_token(redis_client, settings), **GOOD).status_code == 200
+    assert activate(client, latest_token(redis_client, settings, "r1"), **GOOD).status_code == 200
     answer = client.get(f"/activate/activations/{old}")
     assert answer.status_code == 410 and "Votre compte est déjà actif" in text(answer)
     assert "Recevoir un nouveau lien" not in text(answer)

@@ -10,12 +10,9 @@ from celery.signals import task_postrun
 
 from services.activate import tasks
 from services.activate.app import create_app
-from services.activate.consumer import build_handlers
-from shared.bus import Consumer
 from shared.celery_app import make_celery
-from shared.events import new_event
-from shared.sealing import unseal
-from shared.testing import events_on, publish_now, wait_for_event
+from shared.testing import events_on, wait_for_event
+from tests.integration.activate_support import confirm, consumer_of, latest_token
 
 TASK = tasks.expire_activation_tokens.name
 
@@ -26,47 +23,13 @@ def test_task_name_is_the_one_beat_schedules(settings):
     assert schedule["expire-activation-tokens"]["task"] == TASK
 
 
-def confirmed(registration_id: str):
-    return new_event(
-        "StructureConfirmed",
-        "structure",
-        registration_id,
-        {
-            "structure_id": "structure-1",
-            "structure": {
-                "identifier_type": "SIRET",
-                "identifier": "81880244900038",
-                "country": "FR",
-                "company_name": "CURIE SARL",
-                "address": "1 RUE CURIE",
-                "postal_code": "75005",
-                "city": "PARIS",
-            },
-            "user": {
-                "last_name": "Curie",
-                "first_name": "Marie",
-                "login_email": "marie@example.fr",
-                "contact_email": "marie@example.fr",
-                "survey_consent": True,
-            },
-            "features": {"payment_requests": True, "dume": True},
-        },
-    )
-
-
 def test_worker_expires_a_stale_link_once(settings, redis_client):
     # The link is issued "two validity periods ago", so it is already stale for the worker's clock.
     issued_long_ago = lambda: time.time() - 2 * settings.activation_ttl_seconds  # noqa: E731
     client = create_app(settings, client=redis_client, clock=issued_long_ago).test_client()
-    consumer = Consumer(
-        redis_client, "activate", build_handlers(settings, redis_client), name="t", block_ms=50
-    )
-    publish_now(redis_client, confirmed("r1"))
-    consumer.run_once()
+    confirm(redis_client, consumer_of(settings, redis_client), "r1")
     assert client.post("/activate/api/registrations/r1/workspaces", json={}).status_code == 201
-    token = unseal(
-        events_on(redis_client, "ActivationLinkIssued")[0].data["sealed_token"], settings.secret_key
-    )
+    token = latest_token(redis_client, settings, "r1")
 
     celery = make_celery(settings)
     celery.conf.include = ["services.activate.tasks"]  # this worker only needs activate's task

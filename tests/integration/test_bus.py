@@ -10,6 +10,7 @@ import pytest
 from shared.bus import DEAD_LETTERS, Consumer, stream_for
 from shared.events import Event, new_event
 from shared.testing import publish_now
+from shared.unit_of_work import RedisUnitOfWork
 
 
 def started(registration_id: str = "r1", email: str = "a@example.com") -> Event:
@@ -22,9 +23,8 @@ def started(registration_id: str = "r1", email: str = "a@example.com") -> Event:
 
 
 def counting_handler(key: str = "test:count"):
-    def handle(event: Event, pipe) -> None:
-        pipe.multi()
-        pipe.hincrby(key, event.subject, 1)
+    def handle(event: Event, uow: RedisUnitOfWork) -> None:
+        uow.writes.hincrby(key, event.subject, 1)
 
     return handle
 
@@ -107,10 +107,10 @@ def test_group_created_after_events_still_sees_them(redis_client):
 
 
 def test_poison_entry_goes_to_dead_letters_and_the_next_one_is_handled(redis_client):
-    def handler(event: Event, pipe) -> None:
+    def handler(event: Event, uow: RedisUnitOfWork) -> None:
         if event.subject == "poison":
             raise RuntimeError("always fails")
-        counting_handler()(event, pipe)
+        counting_handler()(event, uow)
 
     consumer = make(redis_client, handler)
     consumer.ensure_groups()

@@ -14,6 +14,7 @@ import pytest
 from shared.bus import DEAD_LETTERS, Consumer, stream_for
 from shared.events import Event, new_event
 from shared.testing import publish_now
+from shared.unit_of_work import RedisUnitOfWork
 from system import dead_letters
 from tests.servers import free_port
 
@@ -45,11 +46,10 @@ class Flaky:
         self.group = group
         self.broken = broken
 
-    def __call__(self, event: Event, pipe) -> None:
+    def __call__(self, event: Event, uow: RedisUnitOfWork) -> None:
         if event.subject in self.broken:
             raise RuntimeError(f"{self.group} cannot handle {event.subject}")
-        pipe.multi()
-        pipe.hincrby(f"effects:{self.group}", event.subject, 1)
+        uow.writes.hincrby(f"effects:{self.group}", event.subject, 1)
 
 
 def consumer(redis_client, group: str, handler: Flaky) -> Consumer:

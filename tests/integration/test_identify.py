@@ -5,25 +5,18 @@ from __future__ import annotations
 import pytest
 
 from services.identify.app import create_app
-from services.identify.consumer import build_handlers
+from services.identify.bootstrap import bootstrap
+from services.identify.consumer import build
 from services.identify.handlers import expire_abandoned
-from services.identify.repository import IdentifyRepository
-from shared.bus import Consumer
 from shared.events import new_event
 from shared.testing import events_on, publish_now
+from tests.clock import Clock
 
 
 def stored_keys(redis_client) -> list[str]:
     """Every key but the rate-limit counters (`limits:`), which count rejected attempts too."""
     return [k for k in redis_client.keys("*") if not k.startswith("limits:")]
 
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -102,7 +95,7 @@ def test_unknown_registration_is_404(client):
 
 def test_status_follows_the_later_steps(client, redis_client, settings):
     registration_id = start(client).get_json()["registration_id"]
-    consumer = Consumer(redis_client, "identify", build_handlers(settings, redis_client), block_ms=20)
+    consumer = build(bootstrap(settings, client=redis_client), block_ms=20)
 
     def status_after(event_type, data):
         publish_now(redis_client, new_event(event_type, "test", registration_id, data))
@@ -132,18 +125,18 @@ def test_status_follows_the_later_steps(client, redis_client, settings):
 
 def test_abandoned_registrations_expire_once(client, redis_client, settings, clock):
     registration_id = start(client).get_json()["registration_id"]
-    repo = IdentifyRepository(redis_client, settings.event_stream_maxlen)
-    assert expire_abandoned(repo, clock) == 0
+    wiring = bootstrap(settings, client=redis_client, clock=clock)
+    assert expire_abandoned(wiring.uow()) == 0
     clock.now += settings.registration_ttl_seconds + 1
-    assert expire_abandoned(repo, clock) == 1
-    assert expire_abandoned(repo, clock) == 0  # a second beat finds nothing left
+    assert expire_abandoned(wiring.uow()) == 1
+    assert expire_abandoned(wiring.uow()) == 0  # a second beat finds nothing left
     assert client.get(f"/identify/api/registrations/{registration_id}").get_json()["status"] == "expired"
     assert [e.subject for e in events_on(redis_client, "RegistrationExpired")] == [registration_id]
 
 
 def test_a_registration_past_step_three_is_not_abandoned(client, redis_client, settings, clock):
     registration_id = start(client).get_json()["registration_id"]
-    consumer = Consumer(redis_client, "identify", build_handlers(settings, redis_client), block_ms=20)
+    consumer = build(bootstrap(settings, client=redis_client), block_ms=20)
     publish_now(
         redis_client,
         new_event(
@@ -155,7 +148,7 @@ def test_a_registration_past_step_three_is_not_abandoned(client, redis_client, s
     )
     consumer.run_once()
     clock.now += settings.registration_ttl_seconds + 1
-    assert expire_abandoned(IdentifyRepository(redis_client, settings.event_stream_maxlen), clock) == 0
+    assert expire_abandoned(bootstrap(settings, client=redis_client, clock=clock).uow()) == 0
 
 
 def test_openapi_document_is_served(client):

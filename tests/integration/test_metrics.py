@@ -23,11 +23,13 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 from flask import Blueprint, Flask, jsonify
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.identify.app import create_app as create_identify
 from services.notify import handlers as notify_handlers
-from shared import bus, celery_app, logs, metrics
+from services.notify.app import create_app as create_notify_app
+from shared import bus, celery_app, contracts, logs, metrics
 from shared.bus import Consumer, stream_for
 from shared.celery_app import make_celery
 from shared.events import Event, new_event
@@ -35,6 +37,7 @@ from shared.http_api import add_health_routes, create_service_app
 from shared.sealing import seal
 from shared.settings import Settings
 from shared.testing import publish_now
+from shared.unit_of_work import RedisUnitOfWork
 from system.gateway import create_app as create_gateway
 from tests.servers import SmtpServer, free_port
 
@@ -103,6 +106,16 @@ def started(registration_id: str) -> Event:
             "identifier": "81880244900038",
             "country": "FR",
         },
+    )
+
+
+def started_event(registration_id: str) -> contracts.RegistrationStarted:
+    return contracts.RegistrationStarted(
+        registration_id=registration_id,
+        login_email="a@example.com",
+        identifier_type="SIRET",
+        identifier="81880244900038",
+        country="FR",
     )
 
 
@@ -196,27 +209,22 @@ def test_step_one_counts_its_request_and_the_event_it_published(settings, redis_
     assert value(text, "portal_events_published_total", type="RegistrationStarted") == published_before + 1
 
 
-def test_an_aborted_transaction_publishes_nothing(redis_client):
+def test_an_aborted_transaction_publishes_nothing(redis_client, redis_server):
     before = value(scrape_registry(redis_client), "portal_events_published_total", type="RegistrationStarted")
+    other = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    uow = RedisUnitOfWork(redis_client, "identify", stream_maxlen=1000)
+    attempts = []
 
-    def attempt(pipe) -> None:
-        pipe.get("test:watched")
-        redis_client.set("test:watched", "changed by another client")  # the WATCH fires once
-        pipe.multi()
-        bus.publish(pipe, started("reg-aborted"))
+    def body() -> None:
+        uow.read("test:watched", ("GET", "test:watched"))
+        attempts.append(1)
+        if len(attempts) == 1:
+            other.set("test:watched", "changed by another client")  # the first commit aborts
+        uow.publish(started_event(f"reg-{len(attempts)}"))
 
-    calls = []
-
-    def once_then_clean(pipe) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            attempt(pipe)
-        else:
-            pipe.multi()
-            bus.publish(pipe, started("reg-committed"))
-
-    redis_client.transaction(once_then_clean, "test:watched")
-    assert len(calls) == 2 and redis_client.xlen(STARTED) == 1
+    uow.run(body)
+    other.close()
+    assert len(attempts) == 2 and redis_client.xlen(STARTED) == 1
     after = value(scrape_registry(redis_client), "portal_events_published_total", type="RegistrationStarted")
     assert after == before + 1
 
@@ -247,10 +255,9 @@ def test_a_handled_event_is_counted_and_its_lines_name_the_registration(redis_cl
     group = f"g-{secrets.token_hex(3)}"
     log = logging.getLogger("services.probe.handlers")
 
-    def handler(event: Event, pipe) -> None:
+    def handler(event: Event, uow: RedisUnitOfWork) -> None:
         log.info("prise en compte")
-        pipe.multi()
-        pipe.set(f"test:{event.subject}", "1")
+        uow.writes.set(f"test:{event.subject}", "1")
 
     worker = consumer(redis_client, group, handler)
     worker.ensure_groups()
@@ -267,7 +274,7 @@ def test_a_handled_event_is_counted_and_its_lines_name_the_registration(redis_cl
 def test_a_failing_handler_is_retried_then_dead_lettered(redis_client):
     group = f"g-{secrets.token_hex(3)}"
 
-    def handler(event: Event, pipe) -> None:
+    def handler(event: Event, uow: RedisUnitOfWork) -> None:
         raise RuntimeError("toujours en échec")
 
     worker = consumer(redis_client, group, handler)
@@ -336,7 +343,7 @@ def probe_app_for_group(settings: Settings, client: redis.Redis, service: str) -
 
 
 def test_notify_shows_the_celery_queues(settings, redis_client, busy_streams):
-    text = scrape(probe_app_for_group(settings, redis_client, "notify").test_client(), "/notify/metrics")
+    text = scrape(create_notify_app(settings, client=redis_client).test_client(), "/notify/metrics")
     assert value(text, "portal_celery_queue_length", queue="emails") == 4
     assert value(text, "portal_celery_queue_length", queue="sweeps") == 1
 
@@ -388,6 +395,11 @@ def issued(settings: Settings) -> Event:
     )
 
 
+def sample(name: str, **labels: str) -> float:
+    """A figure of this process (0 when never counted)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_an_email_retried_then_sent_through_a_real_worker_is_counted(settings, redis_client):
     task = notify_handlers.SEND_ACTIVATION_EMAIL
     port = free_port()  # nothing listens there yet: the first try fails
@@ -399,8 +411,9 @@ def test_an_email_retried_then_sent_through_a_real_worker_is_counted(settings, r
         email_retry_backoff_max=1,
     )
     event = issued(s)
-    sent_before = metrics.EMAILS_SENT.labels(task)._value.get()
-    retries_before = metrics.EMAIL_RETRIES.labels(task)._value.get()
+    sent = {"name": "portal_task_outcomes_total", "task": task, "outcome": notify_handlers.SENT}
+    retried = {"name": "portal_task_retries_total", "task": task}
+    sent_before, retries_before = sample(**sent), sample(**retried)
     app = make_celery(s)
     app.conf.include = ["services.notify.tasks"]
     with (
@@ -408,22 +421,16 @@ def test_an_email_retried_then_sent_through_a_real_worker_is_counted(settings, r
         start_worker(app, pool="solo", perform_ping_check=False, queues=["emails"], shutdown_timeout=20),
     ):
         app.send_task(task, kwargs=dict(event.data), task_id=event.id)
-        until(
-            lambda: metrics.EMAIL_RETRIES.labels(task)._value.get() > retries_before, 20, "a retry is counted"
-        )
+        until(lambda: sample(**retried) > retries_before, 20, "a retry is counted")
         server = SmtpServer(port).start()
         try:
             server.recorder.wait_for(1, timeout=20)
-            until(
-                lambda: metrics.EMAILS_SENT.labels(task)._value.get() == sent_before + 1,
-                20,
-                "the email is counted",
-            )
+            until(lambda: sample(**sent) == sent_before + 1, 20, "the email is counted as sent")
         finally:
             server.stop()
     text = scrape_registry(redis_client)
-    assert value(text, "portal_emails_sent_total", task=task) == sent_before + 1
-    assert value(text, "portal_email_retries_total", task=task) >= retries_before + 1
+    assert value(text, "portal_task_outcomes_total", task=task, outcome="sent") == sent_before + 1
+    assert value(text, "portal_task_retries_total", task=task) >= retries_before + 1
     task_lines = [
         line for line in read() if line["logger"].startswith(("services.notify", "celery.app.trace"))
     ]
@@ -436,29 +443,36 @@ class _Task:
         self.name = name
 
 
-def test_sweeps_and_lost_emails_are_counted_from_the_task_signals():
-    expired = metrics.EXPIRED["activation_tokens_expired"]._value.get()
-    failed = metrics.EMAILS_FAILED.labels("notify.x", "error")._value.get()
-    refused = metrics.EMAILS_FAILED.labels("notify.x", "refused")._value.get()
-    celery_app.signals.task_success.send(sender=_Task("activate.expire_activation_tokens"), result=3)
-    celery_app.signals.task_success.send(sender=_Task("activate.expire_activation_tokens"), result=0)
-    celery_app.signals.task_success.send(sender=_Task("notify.x"), result="refused")
-    celery_app.signals.task_success.send(sender=_Task("notify.x"), result="already-done")
-    celery_app.signals.task_failure.send(sender=_Task("notify.x"), task_id="t", exception=RuntimeError())
-    assert metrics.EXPIRED["activation_tokens_expired"]._value.get() == expired + 3
-    assert metrics.EMAILS_FAILED.labels("notify.x", "error")._value.get() == failed + 1
-    assert metrics.EMAILS_FAILED.labels("notify.x", "refused")._value.get() == refused + 1
+def test_retries_and_failures_of_any_task_are_counted_from_the_signals():
+    task = f"probe.task_{secrets.token_hex(3)}"
+    celery_app.signals.task_retry.send(sender=_Task(task), request=None, reason="later")
+    celery_app.signals.task_failure.send(sender=_Task(task), task_id="t", exception=RuntimeError())
+    celery_app.signals.task_success.send(sender=_Task(task), result="sent")  # what it did: its own to say
+    text = scrape_registry_without_redis()
+    assert value(text, "portal_task_retries_total", task=task) == 1
+    assert value(text, "portal_task_failures_total", task=task) == 1
+    assert not [key for key in figures(text) if ("task", task) in key[1] and "outcome" in dict(key[1])]
+
+
+def test_a_task_counts_the_outcomes_it_names():
+    task = f"probe.sweep_{secrets.token_hex(3)}"
+    metrics.count_outcome(task, "expired", 3)
+    metrics.count_outcome(task, "expired", 0)  # nothing expired: nothing shown
+    metrics.count_outcome(task, "refused")
+    text = scrape_registry_without_redis()
+    assert value(text, "portal_task_outcomes_total", task=task, outcome="expired") == 3
+    assert value(text, "portal_task_outcomes_total", task=task, outcome="refused") == 1
+
+
+def scrape_registry_without_redis() -> str:
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2)
+    return scrape_registry(dead)
 
 
 def test_what_metrics_assumes_of_the_others_holds():
     assert metrics.DEAD_LETTERS == bus.DEAD_LETTERS
-    assert metrics.EMAIL_SENT == notify_handlers.SENT
-    assert set(metrics.EMAIL_GIVEN_UP) == {notify_handlers.REFUSED, notify_handlers.DROPPED}
     queues = {queue.name for queue in make_celery(Settings.from_env({})).conf.task_queues}
     assert queues == set(metrics.CELERY_QUEUES)
-    assert set(metrics.EXPIRY_TASKS) <= {
-        entry["task"] for entry in celery_app.app.conf.beat_schedule.values()
-    }
 
 
 # --- several processes, one figure ----------------------------------------------------------------
@@ -478,23 +492,45 @@ print(body.decode())
 """
 
 
-def test_processes_sharing_a_directory_add_up(tmp_path, redis_server):
-    env = {**os.environ, metrics.MULTIPROC_ENV: str(tmp_path)}
-    for n in (2, 3):
-        subprocess.run(
-            [sys.executable, "-c", _COUNT_IN_A_PROCESS.format(n=n)], env=env, cwd=ROOT, check=True, timeout=60
-        )
-    shown = subprocess.run(
-        [sys.executable, "-c", _SHOW, redis_server.url],
-        env=env,
+def count_in_a_process(directory: Path, n: int) -> None:
+    env = {**os.environ, metrics.MULTIPROC_ENV: str(directory)}
+    subprocess.run(
+        [sys.executable, "-c", _COUNT_IN_A_PROCESS.format(n=n)], env=env, cwd=ROOT, check=True, timeout=60
+    )
+
+
+def shown(directory: Path, redis_url: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", _SHOW, redis_url],
+        env={**os.environ, metrics.MULTIPROC_ENV: str(directory)},
         cwd=ROOT,
         check=True,
         timeout=60,
         capture_output=True,
         text=True,
     ).stdout
-    assert value(shown, "portal_events_published_total", type="RegistrationStarted") == 5
-    assert value(shown, "portal_http_requests_total", method="GET", route="/x/<token>", status="200") == 2
-    assert gauge(shown, "portal_redis_up") == 1
-    files = sorted(path.name for path in tmp_path.iterdir())
+
+
+def test_processes_sharing_a_directory_add_up(tmp_path, redis_server):
+    for n in (2, 3):
+        count_in_a_process(tmp_path, n)
+    text = shown(tmp_path, redis_server.url)
+    assert value(text, "portal_events_published_total", type="RegistrationStarted") == 5
+    assert value(text, "portal_http_requests_total", method="GET", route="/x/<token>", status="200") == 2
+    assert gauge(text, "portal_redis_up") == 1
+    (host,) = tmp_path.iterdir()  # each host writes under a directory of its own
+    assert host.name.startswith("host-")
+    files = sorted(path.name for path in host.iterdir())
     assert files and all(name.startswith(("counter_", "histogram_")) for name in files)
+
+
+def test_containers_sharing_a_directory_add_up_without_sharing_files(tmp_path, redis_server):
+    """Containers of one service share the directory, and their pids may be the same: the files
+    of each host are apart, and `/metrics` adds up every host's."""
+    count_in_a_process(tmp_path, 2)
+    (host,) = tmp_path.iterdir()
+    host.rename(tmp_path / "host-another-container")
+    count_in_a_process(tmp_path, 3)
+    assert len(list(tmp_path.iterdir())) == 2
+    text = shown(tmp_path, redis_server.url)
+    assert value(text, "portal_events_published_total", type="RegistrationStarted") == 5

@@ -13,7 +13,8 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 
-from services.notify.consumer import build_handlers
+from services.notify.bootstrap import CeleryQueue, bootstrap
+from services.notify.consumer import build
 from shared.bus import Consumer
 from shared.celery_app import PortalCelery, make_celery
 from shared.events import Event, new_event
@@ -62,14 +63,9 @@ def issued(settings: Settings, token: str, **changes) -> Event:
 
 
 def consumer_for(settings: Settings, client: redis.Redis, app: PortalCelery) -> Consumer:
-    return Consumer(
-        client,
-        "notify",
-        build_handlers(settings, client, celery_app=app),
-        name="t",
-        block_ms=50,
-        claim_idle_ms=200,
-    )
+    """notify's consumer, queueing its tasks through `app`."""
+    wiring = bootstrap(settings, client=client, enqueue=CeleryQueue(settings, app))
+    return build(wiring, name="t", block_ms=50, claim_idle_ms=200)
 
 
 def until(
@@ -172,3 +168,18 @@ def test_smtp_down_then_up_the_email_arrives_once(settings, redis_client, caplog
             assert len(server.recorder.messages) == 1
         finally:
             server.stop()
+
+
+def test_retries_stop_after_email_max_retries_each_within_the_back_off_cap(settings, redis_client, caplog):
+    """Celery's retry options, from the settings: 8 retries at most 1 s apart end in seconds (the
+    uncapped back-off, 1 + 2 + … + 128 s, would take minutes)."""
+    caplog.set_level(logging.INFO, logger="services.notify")
+    s = smtp_settings(settings, free_port(), email_retry_backoff_max=1, email_max_retries=8)
+    event = issued(s, secrets.token_urlsafe(32))
+    started = time.monotonic()
+    with running_worker(s) as app:
+        app.send_task(TASK, kwargs=dict(event.data), task_id=event.id)
+        until(lambda: "not sent after 8 retries" in caplog.text, 30, "the task giving up")
+    assert time.monotonic() - started < 30
+    assert caplog.text.count("not sent yet") == 8
+    assert redis_client.exists(f"notify:email:{event.id}", f"notify:email-lease:{event.id}") == 0

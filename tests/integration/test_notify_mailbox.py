@@ -43,7 +43,7 @@ def activation_message(settings):
         reason="created",
     )
     return mailer.build_message(
-        emails.render_activation(email), to=email.to, mail_from=settings.mail_from, now=datetime.now(UTC)
+        emails.render(email), to=email.to, mail_from=settings.mail_from, now=datetime.now(UTC)
     )
 
 

@@ -22,6 +22,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from types import ModuleType
 
 import pytest
 import redis
@@ -33,14 +34,15 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from services.activate import bootstrap as activate_bootstrap
+from services.activate import consumer as activate_consumer
 from services.activate.app import create_app as activate_app
-from services.activate.consumer import build_handlers as activate_handlers
 from services.identify.app import create_app as identify_app
 from services.notify import mailfiles
 from services.notify.app import create_app as notify_app
+from services.structure import bootstrap as structure_bootstrap
+from services.structure import consumer as structure_consumer
 from services.structure.app import create_app as structure_app
-from services.structure.consumer import build_handlers as structure_handlers
-from shared.bus import Consumer
 from shared.settings import Settings
 from shared.testing import events_on, publish_now
 from tests.integration.test_activate_flow import GOOD, structure_confirmed, token_of
@@ -88,8 +90,10 @@ def failures(schema, mode: GenerationMode, existing: dict[str, list[str]]) -> tu
     return found, sent
 
 
-def _consume(client: redis.Redis, group: str, handlers) -> None:
-    Consumer(client, group, handlers, name="schemathesis", block_ms=20).run_once()
+def _consume(service: ModuleType, bootstrap: ModuleType, settings: Settings, client: redis.Redis) -> None:
+    """What the consumer of `service` (its module) has to handle, handled once."""
+    wiring = bootstrap.bootstrap(settings, client=client)
+    service.build(wiring, name="schemathesis", block_ms=20).run_once()
 
 
 def existing_things(service: str, settings: Settings, client: redis.Redis) -> dict[str, list[str]]:
@@ -103,7 +107,7 @@ def existing_things(service: str, settings: Settings, client: redis.Redis) -> di
                 json={"login_email": "francoise.fleur@example.fr", "identifier": "81880244900038"},
             )
         )
-        _consume(client, "structure", structure_handlers(settings, client))
+        _consume(structure_consumer, structure_bootstrap, settings, client)
         return {"registration_id": [answer.json["registration_id"]]}
     if service == "activate":
         return _accounts_and_links(settings, client)
@@ -119,7 +123,7 @@ def _accounts_and_links(settings: Settings, client: redis.Redis) -> dict[str, li
     accounts = ("pending", "awaiting", "active", "live")
     for registration_id in accounts:
         publish_now(client, structure_confirmed(registration_id, f"{registration_id}@example.fr"))
-    _consume(client, "activate", activate_handlers(settings, client))
+    _consume(activate_consumer, activate_bootstrap, settings, client)
     app = activate_app(settings, client=client).test_client()
     for registration_id in accounts[1:]:
         assert (

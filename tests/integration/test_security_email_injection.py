@@ -28,13 +28,14 @@ import redis
 from aiosmtpd.controller import Controller
 
 from services.activate.app import create_app as activate_app
-from services.activate.consumer import build_handlers as activate_handlers
+from services.activate.bootstrap import bootstrap as activate_wiring
+from services.activate.consumer import build as activate_consumer
 from services.identify.app import create_app as identify_app
 from services.notify import mailer
 from services.notify.emails import RenderedEmail
 from services.structure.app import create_app as structure_app
-from services.structure.consumer import build_handlers as structure_handlers
-from shared.bus import Consumer
+from services.structure.bootstrap import bootstrap as structure_wiring
+from services.structure.consumer import build as structure_consumer
 from shared.events import new_event
 from shared.sealing import seal
 from shared.settings import Settings
@@ -81,8 +82,9 @@ class Chain:
         self.structure = structure_app(self.settings, client=self.client).test_client()
         self.activate = activate_app(self.settings, client=self.client).test_client()
 
-    def consume(self, group: str, handlers) -> None:
-        consumer = Consumer(self.client, group, handlers, name="t", block_ms=20)
+    def consume(self, build, bootstrap) -> None:
+        """Run a service's consumer (its `build` and `bootstrap`) over what is there."""
+        consumer = build(bootstrap(self.settings, client=self.client), name="t", block_ms=20)
         for _ in range(2):
             consumer.run_once()
 
@@ -91,7 +93,7 @@ class Chain:
             "/identify/api/registrations", json={"login_email": email, "identifier": SEED}
         )
         assert answer.status_code == 201, answer.json
-        self.consume("structure", structure_handlers(self.settings, self.client))
+        self.consume(structure_consumer, structure_wiring)
         return answer.json["registration_id"]
 
     def step_two(self, registration_id: str, email: str, first_name: str, last_name: str):
@@ -106,7 +108,7 @@ class Chain:
         )
 
     def step_three(self, registration_id: str) -> None:
-        self.consume("activate", activate_handlers(self.settings, self.client))
+        self.consume(activate_consumer, activate_wiring)
         answer = self.activate.post(f"/activate/api/registrations/{registration_id}/workspaces", json={})
         assert answer.status_code == 201, answer.json
 

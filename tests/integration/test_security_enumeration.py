@@ -11,16 +11,19 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from collections.abc import Callable
 
 import pytest
 
 from services.activate.app import create_app as activate_app
-from services.activate.consumer import build_handlers as activate_handlers
 from services.identify.app import create_app as identify_app
-from services.identify.consumer import build_handlers as identify_handlers
+from services.identify.bootstrap import bootstrap as identify_bootstrap
+from services.identify.consumer import build as identify_consumer
 from shared.bus import Consumer
-from shared.testing import events_on, publish_now
-from tests.integration.test_activate_flow import GOOD, structure_confirmed, token_of
+from shared.testing import publish_now
+from tests.integration.activate_support import GOOD, confirm, consumer_of, latest_token
+from tests.integration.activate_support import links as links_of
+from tests.integration.activate_support import warnings as warnings_of
 from tests.integration.test_notify_delivery import consumer_for, running_worker, smtp_settings, until
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,35 +39,33 @@ def activate(settings, redis_client):
 
 @pytest.fixture
 def activate_consumer(settings, redis_client) -> Consumer:
-    return Consumer(
-        redis_client, "activate", activate_handlers(settings, redis_client), name="t", block_ms=20
-    )
+    return consumer_of(settings, redis_client, name="t")
 
 
 def confirmed(redis_client, consumer: Consumer, registration_id: str, email: str) -> None:
     """Step 2 done for `registration_id` (its StructureConfirmed handled by activate)."""
-    publish_now(redis_client, structure_confirmed(registration_id, email))
-    consumer.run_once()
-
-
-def links_of(redis_client, registration_id: str):
-    return [e for e in events_on(redis_client, "ActivationLinkIssued") if e.subject == registration_id]
-
-
-def warnings_of(redis_client, registration_id: str):
-    return [
-        e
-        for e in events_on(redis_client, "RegistrationAttemptOnExistingAccount")
-        if e.subject == registration_id
-    ]
+    confirm(redis_client, consumer, registration_id, email)
 
 
 def an_active_account(activate, redis_client, consumer, settings, email: str = HOLDER) -> None:
     """Registration `holder` goes through steps 3 and 4: `email` belongs to an active account."""
     confirmed(redis_client, consumer, "holder", email)
     assert activate.post("/activate/api/registrations/holder/workspaces", json={}).status_code == 201
-    token = token_of(links_of(redis_client, "holder")[-1], settings)
+    token = latest_token(redis_client, settings, "holder")
     assert activate.post(f"/activate/api/activations/{token}", json=GOOD).status_code == 200
+
+
+def redis_work(redis_client, request: Callable[[], object]) -> dict[str, int]:
+    """The commands Redis executed for `request`, by name, with how many times each ran (its own
+    counters, reset just before: what the requests do, not how long they take)."""
+    redis_client.config_resetstat()
+    request()
+    stats = redis_client.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): counts["calls"]
+        for name, counts in stats.items()
+        if not name.startswith(("cmdstat_config", "cmdstat_info"))
+    }
 
 
 def shape(answer) -> tuple[int, object]:
@@ -162,9 +163,7 @@ def test_the_registration_status_moves_the_same(settings, redis_client, activate
             activate.post(f"/activate/api/registrations/{ids[name]}/workspaces", json={}).status_code == 201
         )
         assert activate.post(f"/activate/api/registrations/{ids[name]}/activation-email").status_code == 202
-    follower = Consumer(
-        redis_client, "identify", identify_handlers(settings, redis_client), name="t", block_ms=20
-    )
+    follower = identify_consumer(identify_bootstrap(settings, client=redis_client), name="t", block_ms=20)
     for _ in range(3):
         follower.run_once()
     seen = [identify.get(f"/identify/api/registrations/{ids[name]}").json for name in ("taken", "free")]
@@ -218,9 +217,41 @@ def test_a_second_active_account_for_the_same_email_is_still_refused(
             activate.post(f"/activate/api/registrations/{registration_id}/workspaces", json={}).status_code
             == 201
         )
-    first, second = (token_of(links_of(redis_client, r)[-1], settings) for r in ("first", "second"))
+    first, second = (latest_token(redis_client, settings, r) for r in ("first", "second"))
     assert activate.post(f"/activate/api/activations/{first}", json=GOOD).status_code == 200
     assert activate.post(f"/activate/api/activations/{second}", json=GOOD).status_code == 409
+
+
+def test_step_three_and_the_resend_make_the_same_redis_work_for_a_taken_and_a_free_email(
+    settings, redis_client, activate, activate_consumer
+):
+    """Beyond the answers: the same commands, as many times each, whether or not the login email
+    has an active account, so that neither the work nor its time tells it."""
+    an_active_account(activate, redis_client, activate_consumer, settings)
+    confirmed(redis_client, activate_consumer, "taken", "Marie@Example.fr")
+    confirmed(redis_client, activate_consumer, "free", "nobody@example.fr")
+    step_three = {
+        registration_id: redis_work(
+            redis_client,
+            lambda r=registration_id: activate.post(f"/activate/api/registrations/{r}/workspaces", json={}),
+        )
+        for registration_id in ("taken", "free")
+    }
+    resend = {
+        registration_id: redis_work(
+            redis_client,
+            lambda r=registration_id: activate.post(f"/activate/api/registrations/{r}/activation-email"),
+        )
+        for registration_id in ("taken", "free")
+    }
+    # The two went different ways: a warning to the holder for one, links for the other...
+    assert [e.data["reason"] for e in warnings_of(redis_client, "taken")] == ["created", "resent"]
+    assert links_of(redis_client, "taken") == [] and len(links_of(redis_client, "free")) == 2
+    # ...with the same work.
+    assert step_three["taken"] == step_three["free"]
+    assert resend["taken"] == resend["free"]
+    assert step_three["free"]["xadd"] == 2 and resend["free"]["xadd"] == 1  # what was counted is the work
+    assert step_three["free"]["watch"] >= 2 and step_three["free"]["exec"] == 1
 
 
 # --- the holder's email --------------------------------------------------------------------------

@@ -14,13 +14,11 @@ import re
 import pytest
 
 from services.activate.app import create_app as activate_app
-from services.activate.consumer import build_handlers as activate_handlers
 from services.identify.app import create_app as identify_app
 from services.structure.app import create_app as structure_app
-from shared.bus import Consumer
 from shared.settings import Settings
-from shared.testing import events_on, publish_now
-from tests.integration.test_activate_flow import structure_confirmed, token_of
+from shared.testing import events_on
+from tests.integration.activate_support import at_step_four, consumer_of
 from tests.integration.test_structure_support import deliver, started
 
 pytestmark = pytest.mark.timeout(60)
@@ -147,22 +145,10 @@ def activate_setup(settings, redis_client):
     def make(**limits: str):
         s = tight(settings, **limits)
         client = activate_app(s, client=redis_client).test_client()
-        consumer = Consumer(
-            redis_client, "activate", activate_handlers(s, redis_client), name="t", block_ms=20
-        )
+        consumer = consumer_of(s, redis_client, name="t")
         return s, client, consumer
 
     return make
-
-
-def at_step_four(redis_client, client, consumer, settings, registration_id: str) -> str:
-    publish_now(redis_client, structure_confirmed(registration_id, f"{registration_id}@example.fr"))
-    consumer.run_once()
-    assert (
-        client.post(f"/activate/api/registrations/{registration_id}/workspaces", json={}).status_code == 201
-    )
-    issued = [e for e in events_on(redis_client, "ActivationLinkIssued") if e.subject == registration_id]
-    return token_of(issued[-1], settings)
 
 
 def test_resend_per_registration_and_per_address(activate_setup, redis_client):
@@ -170,7 +156,9 @@ def test_resend_per_registration_and_per_address(activate_setup, redis_client):
         rate_limit_resend_per_registration="2 per minute", rate_limit_resend_per_ip="3 per minute"
     )
     for registration_id in ("r1", "r2"):
-        at_step_four(redis_client, client, consumer, s, registration_id)
+        at_step_four(
+            client, redis_client, consumer, s, registration_id, email=f"{registration_id}@example.fr"
+        )
 
     def resend(registration_id: str, ip: str):
         return client.post(
@@ -188,8 +176,8 @@ def test_activation_per_token_keyed_by_its_hash_and_per_address(activate_setup, 
     s, client, consumer = activate_setup(
         rate_limit_activation_per_token="3 per minute", rate_limit_activation_per_ip="5 per minute"
     )
-    token = at_step_four(redis_client, client, consumer, s, "r1")
-    other = at_step_four(redis_client, client, consumer, s, "r2")
+    token = at_step_four(client, redis_client, consumer, s, "r1", email="r1@example.fr")
+    other = at_step_four(client, redis_client, consumer, s, "r2", email="r2@example.fr")
 
     def open_link(link: str, ip: str):
         return client.get(f"/activate/api/activations/{link}", headers=from_ip(ip))

@@ -10,6 +10,7 @@ import pytest
 from services.structure.app import create_app
 from services.structure.captcha import random_text
 from shared.testing import events_on
+from tests.clock import Clock
 from tests.integration.test_structure_support import deliver, snapshot, started, step2
 
 WRONG = "Les caractères saisis ne correspondent pas à l'image."
@@ -26,13 +27,6 @@ class Answers:
         return self.drawn[-1]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 @pytest.fixture
 def answers() -> Answers:
@@ -41,7 +35,7 @@ def answers() -> Answers:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_700_000_000.0)
 
 
 @pytest.fixture

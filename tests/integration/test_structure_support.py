@@ -8,7 +8,8 @@ from typing import Any
 import redis
 from stdnum import luhn
 
-from services.structure.consumer import build_handlers
+from services.structure.bootstrap import bootstrap
+from services.structure.consumer import build
 from shared.bus import Consumer
 from shared.events import Event, new_event
 from shared.settings import Settings
@@ -49,9 +50,7 @@ def started(
 
 
 def make_consumer(client: redis.Redis, settings: Settings, name: str = "test") -> Consumer:
-    return Consumer(
-        client, "structure", build_handlers(settings, client), name=name, block_ms=50, claim_idle_ms=200
-    )
+    return build(bootstrap(settings, client=client), name=name, block_ms=50, claim_idle_ms=200)
 
 
 def deliver(client: redis.Redis, settings: Settings, *events: Event) -> None:

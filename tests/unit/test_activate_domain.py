@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.activate import domain
-from services.activate.domain import Account, TokenGone, TokenRecord
+from services.activate import domain, links
+from services.activate.catalogue import DEFAULT_WORKSPACES, SECRET_QUESTIONS, WORKSPACE_CODES, WORKSPACES
+from services.activate.domain import Account, AccountStatus
+from services.activate.links import TokenGone, TokenRecord, TokenState
 from shared.errors import Conflict, Invalid, NotFound
+from shared.timestamps import iso_utc
 
 
 def account(**changes) -> Account:
@@ -27,7 +30,7 @@ def account(**changes) -> Account:
 
 
 def test_catalogue_is_the_spec_table_in_order():
-    assert domain.WORKSPACE_CODES == (
+    assert WORKSPACE_CODES == (
         "SOLLICITATIONS_EMISES",
         "FACTURES_EMISES",
         "DEMANDE_REMBOURSEMENT_TIC",
@@ -38,8 +41,8 @@ def test_catalogue_is_the_spec_table_in_order():
         "RACCORDEMENT_EDI_API",
         "SUIVI_DES_FLUX",
     )
-    assert domain.DEFAULT_WORKSPACES == ("SOLLICITATIONS_EMISES", "FACTURES_EMISES")
-    by_code = {w.code: w for w in domain.WORKSPACES}
+    assert DEFAULT_WORKSPACES == ("SOLLICITATIONS_EMISES", "FACTURES_EMISES")
+    by_code = {w.code: w for w in WORKSPACES}
     assert by_code["RACCORDEMENT_EDI_API"].description == (
         "Permet de demander et de suivre le raccordement de vos structures pour l'utilisation des modes "
         "EDI et API"
@@ -49,21 +52,21 @@ def test_catalogue_is_the_spec_table_in_order():
 
 
 def test_omitted_workspaces_are_the_defaults():
-    assert domain.choose_workspaces(None) == domain.DEFAULT_WORKSPACES
+    assert domain.kept_workspaces(None) == DEFAULT_WORKSPACES
 
 
 def test_chosen_workspaces_are_deduplicated_and_in_catalogue_order():
-    chosen = domain.choose_workspaces(["ENGAGEMENTS", "FACTURES_EMISES", "ENGAGEMENTS", "factures_emises"])
+    chosen = domain.kept_workspaces(["ENGAGEMENTS", "FACTURES_EMISES", "ENGAGEMENTS", "factures_emises"])
     assert chosen == ("FACTURES_EMISES", "ENGAGEMENTS")
 
 
 def test_empty_choice_is_allowed():
-    assert domain.choose_workspaces([]) == ()
+    assert domain.kept_workspaces([]) == ()
 
 
 def test_unknown_workspaces_are_named():
     with pytest.raises(Invalid) as caught:
-        domain.choose_workspaces(["FACTURES_EMISES", "NOPE", "AUTRE"])
+        domain.kept_workspaces(["FACTURES_EMISES", "NOPE", "AUTRE"])
     (message,) = caught.value.errors["workspaces"]
     assert "AUTRE, NOPE" in message and "inconnu" in message
 
@@ -71,7 +74,7 @@ def test_unknown_workspaces_are_named():
 def test_workspaces_are_chosen_once():
     domain.ensure_workspaces_can_be_chosen(account())
     with pytest.raises(Conflict):
-        domain.ensure_workspaces_can_be_chosen(account(status=domain.AWAITING_ACTIVATION))
+        domain.ensure_workspaces_can_be_chosen(account(status=AccountStatus.AWAITING_ACTIVATION))
 
 
 def test_login_used_by_another_active_account_conflicts():
@@ -86,13 +89,13 @@ def test_resend_rules():
     with pytest.raises(NotFound):
         domain.ensure_link_can_be_resent(account())
     with pytest.raises(Conflict):
-        domain.ensure_link_can_be_resent(account(status=domain.ACTIVE))
-    domain.ensure_link_can_be_resent(account(status=domain.AWAITING_ACTIVATION))
-    domain.ensure_link_can_be_resent(account(status=domain.EXPIRED))
+        domain.ensure_link_can_be_resent(account(status=AccountStatus.ACTIVE))
+    domain.ensure_link_can_be_resent(account(status=AccountStatus.AWAITING_ACTIVATION))
+    domain.ensure_link_can_be_resent(account(status=AccountStatus.EXPIRED))
 
 
 def test_timestamps_are_iso_utc_seconds():
-    assert domain.iso_utc(1_700_000_000.9) == "2023-11-14T22:13:20+00:00"
+    assert iso_utc(1_700_000_000.9) == "2023-11-14T22:13:20+00:00"
     assert domain.token_expiry(1_700_000_000.9, 3600) == 1_700_003_600
 
 
@@ -163,7 +166,7 @@ def test_password_is_nfkc_normalised():
 # --- the activation form -------------------------------------------------------------------------
 
 
-QUESTION = domain.SECRET_QUESTIONS[0]
+QUESTION = SECRET_QUESTIONS[0]
 
 
 def test_good_form_is_returned_normalised():
@@ -223,9 +226,9 @@ def test_answer_normalisation(raw, expected):
 
 
 def test_secret_questions_are_french_questions():
-    assert 5 <= len(domain.SECRET_QUESTIONS) <= 6
-    assert "Quel est le nom de votre premier animal de compagnie ?" in domain.SECRET_QUESTIONS
-    assert all(q.endswith(" ?") for q in domain.SECRET_QUESTIONS)
+    assert 5 <= len(SECRET_QUESTIONS) <= 6
+    assert "Quel est le nom de votre premier animal de compagnie ?" in SECRET_QUESTIONS
+    assert all(q.endswith(" ?") for q in SECRET_QUESTIONS)
 
 
 # --- link states ---------------------------------------------------------------------------------
@@ -235,52 +238,83 @@ def record(**changes) -> TokenRecord:
     return TokenRecord(**{**TokenRecord("h1", "r1", 1000).__dict__, **changes})
 
 
+def activated(waiting: Account) -> Account:
+    return domain.activate(waiting)[0]
+
+
+def test_account_statuses_and_link_states_are_distinct():
+    """Both have an "expired" (the stored text), but an account's is not a link's."""
+    assert AccountStatus.EXPIRED == TokenState.EXPIRED == "expired"
+    assert AccountStatus.EXPIRED is not TokenState.EXPIRED
+    assert type(AccountStatus.EXPIRED) is not type(TokenState.EXPIRED)
+
+
 def test_issued_link_is_usable_until_its_expiry():
-    assert domain.ensure_token_usable(record(), 999.9) == record()
+    assert links.ensure_token_usable(record(), 999.9) == record()
     with pytest.raises(TokenGone) as caught:
-        domain.ensure_token_usable(record(), 1000)
-    assert caught.value.reason == "expired" and caught.value.registration_id == "r1"
+        links.ensure_token_usable(record(), 1000)
+    assert caught.value.reason is TokenState.EXPIRED and caught.value.registration_id == "r1"
     assert caught.value.status == 410 and "expiré" in caught.value.message
 
 
-@pytest.mark.parametrize("state", [domain.USED, domain.REPLACED, domain.TOKEN_EXPIRED])
+@pytest.mark.parametrize("state", [TokenState.USED, TokenState.REPLACED, TokenState.EXPIRED])
 def test_dead_links_are_gone(state):
     with pytest.raises(TokenGone) as caught:
-        domain.ensure_token_usable(record(state=state), 0)
-    assert caught.value.reason == state
+        links.ensure_token_usable(record(state=state), 0)
+    assert caught.value.reason is state
 
 
 def test_unknown_link_is_not_found():
     with pytest.raises(NotFound):
-        domain.ensure_token_usable(None, 0)
+        links.ensure_token_usable(None, 0)
 
 
 def test_link_must_be_the_accounts_current_one():
     same = str.__eq__
-    waiting = account(status=domain.AWAITING_ACTIVATION, token_hash="h1", token_expires_at=1000)
-    assert domain.ensure_token_is_accounts(record(), waiting, same) == waiting
+    waiting = account(status=AccountStatus.AWAITING_ACTIVATION, token_hash="h1", token_expires_at=1000)
+    assert links.ensure_token_is_accounts(record(), waiting, same) == waiting
     with pytest.raises(TokenGone) as caught:
-        domain.ensure_token_is_accounts(
-            record(), account(status=domain.AWAITING_ACTIVATION, token_hash="h2"), same
+        links.ensure_token_is_accounts(
+            record(), account(status=AccountStatus.AWAITING_ACTIVATION, token_hash="h2"), same
         )
-    assert caught.value.reason == "replaced"
+    assert caught.value.reason is TokenState.REPLACED
     with pytest.raises(TokenGone) as caught:
-        domain.ensure_token_is_accounts(record(), domain.activated(waiting), same)
-    assert caught.value.reason == "used"
+        links.ensure_token_is_accounts(record(), activated(waiting), same)
+    assert caught.value.reason is TokenState.USED
 
 
 def test_lapsed_link_expires_only_the_account_it_belongs_to():
     same = str.__eq__
-    waiting = account(status=domain.AWAITING_ACTIVATION, token_hash="h1")
-    assert domain.link_lapsed(waiting, record(), same).status == domain.EXPIRED
-    assert (
-        domain.link_lapsed(account(status=domain.AWAITING_ACTIVATION, token_hash="h2"), record(), same)
-        is None
+    waiting = account(status=AccountStatus.AWAITING_ACTIVATION, token_hash="h1")
+    lapsed, event = links.link_lapsed(waiting, record(), same)
+    assert lapsed.status is AccountStatus.EXPIRED
+    assert (event.registration_id, event.account_id, event.token_expires_at) == (
+        "r1",
+        "a1",
+        "1970-01-01T00:16:40+00:00",
     )
-    assert domain.link_lapsed(domain.activated(waiting), record(), same) is None
-    assert domain.link_lapsed(None, record(), same) is None
+    other = account(status=AccountStatus.AWAITING_ACTIVATION, token_hash="h2")
+    assert links.link_lapsed(other, record(), same) is None
+    assert links.link_lapsed(activated(waiting), record(), same) is None
+    assert links.link_lapsed(None, record(), same) is None
+
+
+def test_the_sweep_expires_issued_links_past_their_expiry_only():
+    assert links.sweep_step(record(), 1000) is links.SweepStep.EXPIRE
+    assert links.sweep_step(record(), 999) is links.SweepStep.WAIT
+    for dead in (TokenState.USED, TokenState.REPLACED, TokenState.EXPIRED):
+        assert links.sweep_step(record(state=dead), 5000) is links.SweepStep.FORGET
+    assert links.sweep_step(None, 5000) is links.SweepStep.FORGET
+
+
+def test_a_new_link_replaces_the_previous_one_only_if_it_still_worked():
+    assert links.previous_link_fate(record()) is TokenState.REPLACED
+    assert links.previous_link_fate(record(state=TokenState.USED)) is None
+    assert links.previous_link_fate(record(state=TokenState.EXPIRED)) is None
+    assert links.previous_link_fate(None) is None
 
 
 def test_first_user_becomes_principal_manager():
-    active = domain.activated(account(status=domain.AWAITING_ACTIVATION, token_hash="h1"))
+    active, event = domain.activate(account(status=AccountStatus.AWAITING_ACTIVATION, token_hash="h1"))
     assert (active.status, active.role, active.token_hash) == ("active", "GESTIONNAIRE_PRINCIPAL", None)
+    assert (event.account_id, event.structure_id, event.role) == ("a1", "s1", "GESTIONNAIRE_PRINCIPAL")

@@ -1,4 +1,5 @@
-"""notify's event handler and task body, with in-memory fakes: once per event, token kept secret."""
+"""notify's event handler and its command on the in-memory unit of work: once per event, the
+lease's rule, the token kept secret. The warning email's own cases: test_security_attempt_email."""
 
 from __future__ import annotations
 
@@ -7,42 +8,23 @@ from email.message import EmailMessage
 
 import pytest
 
-from services.notify import handlers, mailer
-from services.notify.repository import Lease
+from services.notify import domain, handlers, mailer
+from services.notify.domain import Claim, Delivery, Outcome
 from shared.events import new_event
 from shared.sealing import seal
 from shared.settings import Settings
+from tests.clock import Clock
+from tests.unit.fakes.notify import FakeNotifyUnitOfWork, Unreachable
 
 SETTINGS = Settings(secret_key="unit-secret", public_base_url="http://portal.test")
 TOKEN = "s3cret-Token_value"
+NOW = 1741788300.0  # 2025-03-12T14:05:00+00:00
 
-
-class FakeRepo:
-    def __init__(self) -> None:
-        self.records: dict[str, dict] = {}
-        self.leases: dict[str, str] = {}
-
-    def outcome(self, event_id):
-        return self.records.get(event_id, {}).get("status")
-
-    def take_lease(self, event_id, seconds=120):
-        if self.outcome(event_id):
-            return Lease(outcome=self.outcome(event_id))
-        if event_id in self.leases:
-            return Lease()
-        self.leases[event_id] = f"owner-{event_id}"
-        return Lease(owner=self.leases[event_id])
-
-    def release_lease(self, event_id, owner):
-        if self.leases.get(event_id) == owner:
-            del self.leases[event_id]
-
-    def record(self, event_id, *, status, to, at, owner):
-        self.records[event_id] = {"status": status, "to": to, "sent_at": at}
-        self.release_lease(event_id, owner)
 
 
 class Outbox:
+    """The mail sender: keeps what it is given, or fails as it is told."""
+
     def __init__(self, error: Exception | None = None) -> None:
         self.sent: list[EmailMessage] = []
         self.error = error
@@ -51,6 +33,16 @@ class Outbox:
         if self.error:
             raise self.error
         self.sent.append(message)
+
+
+@pytest.fixture
+def clock():
+    return Clock(NOW)
+
+
+@pytest.fixture
+def uow(clock):
+    return FakeNotifyUnitOfWork(clock)
 
 
 def issued(token: str = TOKEN, key: str = "unit-secret", **overrides):
@@ -72,82 +64,202 @@ def issued(token: str = TOKEN, key: str = "unit-secret", **overrides):
     )
 
 
-def run(event, repo, outbox):
-    return handlers.send_activation_email(
-        event.id, dict(event.data), settings=SETTINGS, repo=repo, send=outbox, clock=lambda: 1741788300.0
-    )
+def send(event, uow, outbox, owner="tag-1", data=None):
+    command = handlers.SendEmail(event.type, event.id, dict(data or event.data), owner)
+    return handlers.send_email(command, uow, SETTINGS, outbox)
 
 
-def test_event_is_queued_as_a_task_named_after_the_event_with_the_token_sealed():
+# --- the event handler ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event_type", "task"),
+    [
+        ("ActivationLinkIssued", "notify.send_activation_email"),
+        ("RegistrationAttemptOnExistingAccount", "notify.send_registration_attempt_email"),
+    ],
+)
+def test_an_event_asking_for_an_email_is_queued_as_its_task_with_the_event_id(uow, event_type, task):
     queued = []
-    handler = handlers.make_handlers(lambda *args: queued.append(args))["ActivationLinkIssued"]
-    event = issued()
-    handler(event, pipe=None)
+    event = new_event(event_type, "activate", "reg-1", {"login_email": "fleur.f@example.fr"})
+    uow.run(handlers.on_email_asked, event, uow, lambda *args: queued.append(args))
     ((name, task_id, kwargs),) = queued
-    assert (name, task_id) == ("notify.send_activation_email", event.id)
-    assert kwargs == event.data and TOKEN not in repr(kwargs)
+    assert (name, task_id, kwargs) == (task, event.id, event.data)
+    assert uow.emails.records == {} and uow.emails.leases == {} and uow.published == []
 
 
-def test_sends_the_email_with_the_token_and_records_it_without_the_token():
-    repo, outbox = FakeRepo(), Outbox()
+def test_the_queued_task_carries_the_token_sealed_only(uow):
+    queued = []
     event = issued()
-    assert run(event, repo, outbox) == handlers.SENT
+    uow.run(handlers.on_email_asked, event, uow, lambda *args: queued.append(args))
+    assert TOKEN not in repr(queued)
+
+
+def test_notify_handles_exactly_the_events_that_ask_for_an_email():
+    assert set(handlers.KINDS) == {"ActivationLinkIssued", "RegistrationAttemptOnExistingAccount"}
+
+
+# --- send_email: once per event ---------------------------------------------------------------------
+
+
+def test_sends_the_email_with_the_token_and_records_it_without_the_token(uow):
+    outbox, event = Outbox(), issued()
+    assert send(event, uow, outbox) == Outcome.SENT == "sent"
     (message,) = outbox.sent
     assert message["To"] == "fleur.f@example.fr"
     assert f"http://portal.test/activate/activations/{TOKEN}" in message.get_body(("plain",)).get_content()
-    assert repo.records[event.id] == {
+    assert uow.emails.record_of(event.id) == {
         "status": "sent",
         "to": "fleur.f@example.fr",
         "sent_at": "2025-03-12T14:05:00+00:00",
     }
-    assert repo.leases == {}
+    assert TOKEN not in repr(uow.emails.records)
+    assert uow.emails.lease_holder(event.id) is None
 
 
-def test_a_second_run_sends_nothing():
-    repo, outbox = FakeRepo(), Outbox()
-    event = issued()
-    run(event, repo, outbox)
-    assert run(event, repo, outbox) == handlers.ALREADY_DONE
+def test_a_second_run_sends_nothing(uow):
+    outbox, event = Outbox(), issued()
+    send(event, uow, outbox, owner="tag-1")
+    assert send(event, uow, outbox, owner="tag-2") == Outcome.ALREADY_DONE
+    assert send(event, uow, outbox, owner="tag-1") == Outcome.ALREADY_DONE
     assert len(outbox.sent) == 1
 
 
-def test_a_copy_running_at_the_same_time_waits_for_the_lease():
-    repo, outbox = FakeRepo(), Outbox()
-    event = issued()
-    repo.take_lease(event.id)  # the other copy is sending
+def test_a_copy_running_at_the_same_time_waits_for_the_lease(uow):
+    outbox, event = Outbox(), issued()
+    uow.emails.hold_lease(event.id, "tag-1", domain.LEASE_SECONDS)  # the other copy is sending
     with pytest.raises(handlers.TryLater):
-        run(event, repo, outbox)
+        send(event, uow, outbox, owner="tag-2")
     assert outbox.sent == []
+    assert uow.emails.lease_holder(event.id) == "tag-1"  # the holder's lease is left alone
 
 
-def test_smtp_down_means_try_later_and_frees_the_lease():
-    repo, outbox = FakeRepo(), Outbox(mailer.TemporaryFailure("ConnectionRefusedError"))
+def test_the_same_message_delivered_again_takes_its_own_lease_over(uow):
+    """Its worker died while sending: the requeued message keeps its delivery tag."""
+    outbox, event = Outbox(), issued()
+    uow.emails.hold_lease(event.id, "tag-1", domain.LEASE_SECONDS)
+    assert send(event, uow, outbox, owner="tag-1") == Outcome.SENT
+    assert len(outbox.sent) == 1 and uow.emails.lease_holder(event.id) is None
+
+
+def test_a_lapsed_lease_is_taken_by_another_copy(uow, clock):
+    outbox, event = Outbox(), issued()
+    uow.emails.hold_lease(event.id, "tag-1", domain.LEASE_SECONDS)
+    clock.now += domain.LEASE_SECONDS - 1
+    with pytest.raises(handlers.TryLater):
+        send(event, uow, outbox, owner="tag-2")
+    clock.now += 1
+    assert send(event, uow, outbox, owner="tag-2") == Outcome.SENT
+    assert len(outbox.sent) == 1
+
+
+def test_the_lease_is_held_while_sending_and_lapses_by_itself(uow, clock):
+    event, seen = issued(), []
+
+    def sender(message):
+        seen.append(uow.emails.leases[event.id])
+
+    send(event, uow, sender, owner="tag-1")
+    assert seen == [("tag-1", NOW + domain.LEASE_SECONDS)]
+
+
+def test_smtp_down_means_try_later_and_frees_the_lease(uow):
     event = issued()
     with pytest.raises(handlers.TryLater):
-        run(event, repo, outbox)
-    assert repo.leases == {} and repo.records == {}
+        send(event, uow, Outbox(mailer.TemporaryFailure("ConnectionRefusedError")))
+    assert uow.emails.leases == {} and uow.emails.records == {}
+    assert send(event, uow, Outbox(), owner="tag-2") == Outcome.SENT  # the retry sends
 
 
-def test_a_recipient_refused_for_good_is_recorded_and_not_retried():
-    repo, outbox = FakeRepo(), Outbox(mailer.PermanentFailure("recipient refused (SMTP 550)"))
+def test_an_unexpected_failure_frees_the_lease_and_is_raised(uow):
     event = issued()
-    assert run(event, repo, outbox) == handlers.REFUSED
-    assert repo.outcome(event.id) == "refused"
+    with pytest.raises(RuntimeError):
+        send(event, uow, Outbox(RuntimeError("bug")))
+    assert uow.emails.leases == {} and uow.emails.records == {}
 
 
-def test_an_unsealable_token_is_dropped_and_not_logged(caplog):
+def test_a_recipient_refused_for_good_is_recorded_and_not_retried(uow):
+    outbox, event = Outbox(mailer.PermanentFailure("recipient refused (SMTP 550)")), issued()
+    assert send(event, uow, outbox) == Outcome.REFUSED
+    assert uow.emails.get(event.id) == Delivery(outcome=Outcome.REFUSED)
+    assert send(event, uow, Outbox()) == Outcome.ALREADY_DONE
+
+
+def test_recording_a_sent_email_insists_while_the_store_is_away(uow):
+    event, outbox = issued(), Outbox()
+
+    def sender(message):
+        outbox(message)
+        uow.unreachable_commits = 2  # Redis goes away just after SMTP took the message
+
+    assert send(event, uow, sender) == Outcome.SENT
+    assert uow.emails.get(event.id).outcome == Outcome.SENT and len(outbox.sent) == 1
+
+
+def test_recording_gives_up_when_the_store_stays_away_past_the_lease(uow, monkeypatch):
+    monkeypatch.setattr(handlers, "RECORD_PATIENCE_SECONDS", 0)
+
+    def sender(message):
+        uow.unreachable_commits = 100
+
+    with pytest.raises(Unreachable):
+        send(issued(), uow, sender)
+
+
+def test_a_lapsed_record_no_longer_counts(uow, clock):
+    event = issued()
+    send(event, uow, Outbox())
+    clock.now += 7 * 24 * 3600
+    assert uow.emails.get(event.id) == Delivery()
+
+
+# --- send_email: what cannot make an email ----------------------------------------------------------
+
+
+def test_an_unsealable_token_is_dropped_and_not_logged(uow, caplog):
     caplog.set_level(logging.INFO)
-    repo, outbox = FakeRepo(), Outbox()
-    event = issued(key="another-key")
-    assert run(event, repo, outbox) == handlers.DROPPED
-    assert outbox.sent == [] and repo.records == {}
+    outbox, event = Outbox(), issued(key="another-key")
+    assert send(event, uow, outbox) == Outcome.DROPPED
+    assert outbox.sent == [] and uow.emails.records == {} and uow.emails.leases == {}
     assert event.id in caplog.text and event.data["sealed_token"] not in caplog.text
 
 
-def test_logs_name_the_event_never_the_token_or_link(caplog):
+def test_invalid_data_is_dropped_naming_the_fields_only(uow, caplog):
+    caplog.set_level(logging.INFO)
+    event = issued()
+    data = {**event.data, "ttl_seconds": "soon", "login_email": "secret-but-not-an-email"}
+    assert send(event, uow, Outbox(), data=data) == Outcome.DROPPED
+    assert "login_email" in caplog.text and "ttl_seconds" in caplog.text
+    assert "secret-but-not-an-email" not in caplog.text
+    assert uow.emails.records == {} and uow.emails.leases == {}
+
+
+def test_logs_name_the_event_never_the_token_or_link(uow, caplog):
     caplog.set_level(logging.DEBUG)
     event = issued()
-    handlers.make_handlers(lambda *args: None)["ActivationLinkIssued"](event, pipe=None)
-    run(event, FakeRepo(), Outbox())
+    uow.run(handlers.on_email_asked, event, uow, lambda *args: None)
+    send(event, uow, Outbox())
     assert event.id in caplog.text and "reg-1" in caplog.text
     assert TOKEN not in caplog.text and "/activate/activations/" not in caplog.text
+
+
+# --- the lease's rule itself ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("delivery", "claim"),
+    [
+        (Delivery(), Claim.SEND),
+        (Delivery(lease_holder="me"), Claim.SEND),
+        (Delivery(lease_holder="other"), Claim.WAIT),
+        (Delivery(outcome=Outcome.SENT), Claim.DONE),
+        (Delivery(outcome=Outcome.REFUSED, lease_holder="me"), Claim.DONE),
+    ],
+)
+def test_the_rule_of_the_lease(delivery, claim):
+    assert domain.claim(delivery, "me") is claim
+
+
+def test_the_outcomes_keep_their_values():
+    assert [o.value for o in Outcome] == ["sent", "already-done", "dropped", "refused"]
+    assert tuple(Outcome) == (handlers.SENT, handlers.ALREADY_DONE, handlers.DROPPED, handlers.REFUSED)

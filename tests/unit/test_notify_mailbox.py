@@ -7,8 +7,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from services.notify import mailfiles, pages
+from services.notify import handlers, mailfiles, pages
 from services.notify.app import create_app
+from shared.errors import NotFound
 from shared.settings import Settings
 
 
@@ -113,3 +114,13 @@ def test_a_symlink_out_of_the_folder_is_not_a_message(client, tmp_path):
     (tmp_path / "mail" / "link.eml").symlink_to(tmp_path / "secret.eml")
     assert client.get("/notify/mailbox/link.eml").status_code == 404
     assert "link.eml" not in client.get("/notify/mailbox").get_data(as_text=True)
+
+
+def test_the_mailbox_queries_read_the_folder_and_say_what_is_missing(tmp_path):
+    folder = tmp_path / "mail"
+    assert handlers.mailbox(str(folder)) == []
+    name = mailfiles.save(folder, message_bytes(subject="Objet"), datetime(2025, 1, 1, tzinfo=UTC))
+    assert [m.name for m in handlers.mailbox(str(folder))] == [name]
+    assert handlers.mailbox_message(str(folder), name).summary.subject == "Objet"
+    with pytest.raises(NotFound):
+        handlers.mailbox_message(str(folder), "missing.eml")

@@ -1,4 +1,7 @@
-"""SMTP settings → how smtplib is used; which failures are worth a retry."""
+"""Which SMTP failures are worth a retry; a failed login leaves no connection open.
+
+How the settings open the connection (plain, STARTTLS, implicit TLS, login) is checked against a
+real SMTP server: tests/integration/test_notify_smtp_tls.py."""
 
 from __future__ import annotations
 
@@ -13,90 +16,28 @@ from shared.settings import Settings
 
 
 @dataclass
-class FakeSmtp:
-    host: str
-    port: int
-    timeout: float
-    context: object = None
-    ssl: bool = False
+class RefusingLogin:
+    """A connection whose server refuses the login (the real exchange: test_notify_smtp_tls)."""
+
     calls: list = field(default_factory=list)
 
-    def starttls(self, context=None):
-        self.calls.append(("starttls", context))
-
     def login(self, user, password):
-        self.calls.append(("login", user, password))
+        raise smtplib.SMTPAuthenticationError(535, b"no")
 
     def close(self):
-        self.calls.append(("close",))
-
-
-def open_with(settings: Settings) -> FakeSmtp:
-    made = []
-
-    def smtp(host, port, timeout):
-        made.append(FakeSmtp(host, port, timeout))
-        return made[-1]
-
-    def smtp_ssl(host, port, timeout, context):
-        made.append(FakeSmtp(host, port, timeout, context, ssl=True))
-        return made[-1]
-
-    conn = mailer.open_smtp(settings, smtp=smtp, smtp_ssl=smtp_ssl, tls_context=lambda: "tls-context")
-    assert made == [conn]
-    return conn
-
-
-def test_plain_smtp_without_login():
-    conn = open_with(Settings.from_env({"SMTP_HOST": "mail.test", "SMTP_PORT": "2525"}))
-    assert (conn.host, conn.port, conn.ssl, conn.calls) == ("mail.test", 2525, False, [])
-
-
-def test_starttls_then_login():
-    conn = open_with(
-        Settings.from_env(
-            {
-                "SMTP_HOST": "mail.test",
-                "SMTP_PORT": "587",
-                "SMTP_SECURITY": "starttls",
-                "SMTP_USERNAME": "u",
-                "SMTP_PASSWORD": "p",
-            }
-        )
-    )
-    assert (conn.port, conn.ssl) == (587, False)
-    assert conn.calls == [("starttls", "tls-context"), ("login", "u", "p")]
-
-
-def test_implicit_tls_defaults_to_port_465():
-    conn = open_with(
-        Settings.from_env({"SMTP_HOST": "mail.test", "SMTP_SECURITY": "ssl", "SMTP_USERNAME": "u"})
-    )
-    assert (conn.host, conn.port, conn.ssl, conn.context) == ("mail.test", 465, True, "tls-context")
-    assert conn.calls == [("login", "u", "")]
-
-
-def test_no_smtp_host_means_the_local_mail_catcher():
-    conn = open_with(Settings.from_env({"SMTP_PORT": "1025"}))
-    assert (conn.host, conn.port) == ("127.0.0.1", 1025)
+        self.calls.append("close")
 
 
 def test_a_failed_login_closes_the_connection():
     def smtp(host, port, timeout):
-        conn = FakeSmtp(host, port, timeout)
+        made.append(RefusingLogin())
+        return made[-1]
 
-        def refuse(user, password):
-            raise smtplib.SMTPAuthenticationError(535, b"no")
-
-        conn.login = refuse
-        made.append(conn)
-        return conn
-
-    made: list[FakeSmtp] = []
+    made: list[RefusingLogin] = []
     settings = Settings.from_env({"SMTP_HOST": "h", "SMTP_USERNAME": "u"})
     with pytest.raises(smtplib.SMTPAuthenticationError):
         mailer.open_smtp(settings, smtp=smtp)
-    assert made[0].calls == [("close",)]
+    assert made[0].calls == ["close"]
 
 
 class Sender:
@@ -132,6 +73,20 @@ def test_failures_are_sorted_into_temporary_and_permanent(monkeypatch, error, ki
     monkeypatch.setattr(mailer, "open_smtp", lambda settings: Sender(error))
     with pytest.raises(kind):
         mailer.send(EmailMessage(), Settings())
+
+
+def test_a_refused_login_is_temporary_a_corrected_password_cures_it(monkeypatch):
+    def refuse(settings):
+        raise smtplib.SMTPAuthenticationError(535, b"5.7.8 Authentication credentials invalid")
+
+    monkeypatch.setattr(mailer, "open_smtp", refuse)
+    with pytest.raises(mailer.TemporaryFailure):
+        mailer.send(EmailMessage(), Settings())
+
+
+def test_implicit_tls_defaults_to_port_465():
+    assert Settings.from_env({"SMTP_SECURITY": "ssl"}).smtp_port == 465
+    assert Settings.from_env({"SMTP_SECURITY": "starttls"}).smtp_port == 25
 
 
 def test_connection_refused_when_opening_is_temporary(monkeypatch):

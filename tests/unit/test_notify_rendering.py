@@ -68,7 +68,7 @@ def test_link_is_built_from_the_public_base_url():
 
 
 def test_text_part_says_it_all_in_french():
-    text = emails.render_activation(email()).text
+    text = emails.render(email()).text
     assert text.startswith("Bonjour Fleur Fontaine,")
     assert "Votre compte utilisateur fleur.f@example.fr a été créé" in text
     assert "\nhttp://portal.test/activate/activations/Tok3n_-abc\n" in text
@@ -78,7 +78,7 @@ def test_text_part_says_it_all_in_french():
 
 
 def test_html_part_has_the_same_facts():
-    html = emails.render_activation(email(ttl_seconds=7200)).html
+    html = emails.render(email(ttl_seconds=7200)).html
     assert '<html lang="fr">' in html
     assert "Bonjour Fleur Fontaine," in html
     assert 'href="http://portal.test/activate/activations/Tok3n_-abc"' in html
@@ -87,20 +87,20 @@ def test_html_part_has_the_same_facts():
 
 
 def test_a_resent_link_says_the_old_one_no_longer_works():
-    text = emails.render_activation(email(reason="resent")).text
+    text = emails.render(email(reason="resent")).text
     assert "nouveau lien" in text and "Le lien envoyé précédemment ne fonctionne plus." in text
     assert "a été créé" not in text
 
 
 def test_html_in_a_name_is_escaped_in_the_html_part():
-    rendered = emails.render_activation(email(first_name="<script>alert(1)</script>", last_name='"><b>x'))
+    rendered = emails.render(email(first_name="<script>alert(1)</script>", last_name='"><b>x'))
     assert "<script>" not in rendered.html and "<b>x" not in rendered.html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered.html
     assert "&#34;&gt;&lt;b&gt;x" in rendered.html
 
 
 def test_crlf_in_a_name_adds_no_header_and_no_line():
-    rendered = emails.render_activation(
+    rendered = emails.render(
         email(first_name="Fleur\r\nBcc: victim@example.org", last_name="X\r\n\r\nInjected body")
     )
     assert rendered.text.startswith("Bonjour Fleur Bcc: victim@example.org X Injected body,\n")
@@ -112,7 +112,7 @@ def test_crlf_in_a_name_adds_no_header_and_no_line():
 
 
 def test_message_has_text_and_html_alternatives_and_standard_headers():
-    parsed = message_from_bytes(sent_bytes(emails.render_activation(email())), policy=policy.default)
+    parsed = message_from_bytes(sent_bytes(emails.render(email())), policy=policy.default)
     assert parsed.get_content_type() == "multipart/alternative"
     assert parsed["To"] == "fleur.f@example.fr"
     assert parsed["Subject"] == "Activez votre compte sur le portail de facturation"
@@ -124,4 +124,4 @@ def test_message_has_text_and_html_alternatives_and_standard_headers():
 
 def test_an_address_with_crlf_cannot_become_a_header():
     with pytest.raises(ValueError):
-        sent_bytes(emails.render_activation(email()), to="a@example.fr\r\nBcc: b@example.org")
+        sent_bytes(emails.render(email()), to="a@example.fr\r\nBcc: b@example.org")

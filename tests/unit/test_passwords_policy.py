@@ -10,9 +10,10 @@ import pytest
 from argon2 import PasswordHasher, Type, extract_parameters
 
 from services.activate import domain, passwords
+from services.activate.catalogue import SECRET_QUESTIONS
 from shared.errors import Invalid
 
-QUESTION = domain.SECRET_QUESTIONS[0]
+QUESTION = SECRET_QUESTIONS[0]
 FLEUR = ("Françoise", "Fleur", "fleurf@example.fr", None)  # first, last, login email, contact email
 DUPONT = ("Jean-Pierre", "Dupont", "jean.dupont1985@mairie-lyon.fr", "contact@exämple.fr")
 

@@ -1,37 +1,23 @@
-"""The bot challenge with an in-memory store: single use, case-insensitive, expiring, hashed."""
+"""The bot challenge's rules: drawn from an unambiguous alphabet, hashed, case-insensitive,
+expiring. (That a challenge is spent by any check is the handlers': test_structure_handlers.)"""
 
 from __future__ import annotations
 
-from services.structure.captcha import ALPHABET, LENGTH, Captchas, StoredCaptcha, normalise, random_text
+from services.structure.captcha import (
+    ALPHABET,
+    LENGTH,
+    TTL_SECONDS,
+    CaptchaMaker,
+    normalise,
+    passes,
+    random_text,
+)
 
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.captchas: dict[str, tuple[StoredCaptcha, bytes]] = {}
-
-    def save_captcha(self, captcha_id: str, stored: StoredCaptcha, png: bytes, ttl_seconds: int) -> None:
-        self.captchas[captcha_id] = (stored, png)
-
-    def captcha_image(self, captcha_id: str) -> bytes | None:
-        found = self.captchas.get(captcha_id)
-        return found[1] if found else None
-
-    def take_captcha(self, captcha_id: str) -> StoredCaptcha | None:
-        found = self.captchas.pop(captcha_id, None)
-        return found[0] if found else None
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+NOW = 1_700_000_000.0
 
 
 def make(answer: str = "HK7RNA"):
-    store, clock = MemoryStore(), Clock()
-    return Captchas(store, text=lambda: answer, clock=clock), store, clock
+    return CaptchaMaker(text=lambda: answer).make(NOW)
 
 
 def test_random_text_uses_the_unambiguous_alphabet():
@@ -42,46 +28,35 @@ def test_random_text_uses_the_unambiguous_alphabet():
 
 
 def test_image_is_a_png_and_the_answer_is_not_stored_in_clear():
-    captchas, store, _ = make()
-    issued = captchas.issue()
-    assert issued.png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert captchas.image(issued.captcha_id) == issued.png
-    stored, _ = store.captchas[issued.captcha_id]
-    assert "HK7RNA" not in stored.answer_hash
+    new = make()
+    assert new.png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert "HK7RNA" not in new.stored.answer_hash
+    assert new.stored.expires_at == NOW + TTL_SECONDS == NOW + new.ttl_seconds
 
 
 def test_right_answer_passes_whatever_the_case_and_spaces():
-    captchas, _, _ = make()
-    assert captchas.check(captchas.issue().captcha_id, " hk7 rna ")
-
-
-def test_a_challenge_is_used_once_even_when_the_answer_was_wrong():
-    captchas, _, _ = make()
-    captcha_id = captchas.issue().captcha_id
-    assert not captchas.check(captcha_id, "WRONG1")
-    assert not captchas.check(captcha_id, "HK7RNA")
-    other = captchas.issue().captcha_id
-    assert captchas.check(other, "HK7RNA")
-    assert not captchas.check(other, "HK7RNA")
+    new = make()
+    assert passes(new.stored, new.captcha_id, " hk7 rna ", NOW)
+    assert not passes(new.stored, new.captcha_id, "WRONG1", NOW)
 
 
 def test_expired_challenge_fails():
-    captchas, _, clock = make()
-    captcha_id = captchas.issue().captcha_id
-    clock.now += 601
-    assert not captchas.check(captcha_id, "HK7RNA")
+    new = make()
+    assert passes(new.stored, new.captcha_id, "HK7RNA", NOW + TTL_SECONDS)
+    assert not passes(new.stored, new.captcha_id, "HK7RNA", NOW + TTL_SECONDS + 1)
 
 
-def test_missing_id_or_answer_fails():
-    captchas, _, _ = make()
-    assert not captchas.check(None, "HK7RNA")
-    assert not captchas.check("unknown", "HK7RNA")
-    assert not captchas.check(captchas.issue().captcha_id, None)
+def test_missing_id_answer_or_challenge_fails():
+    new = make()
+    assert not passes(new.stored, None, "HK7RNA", NOW)
+    assert not passes(None, new.captcha_id, "HK7RNA", NOW)
+    assert not passes(new.stored, new.captcha_id, None, NOW)
+    assert not passes(new.stored, new.captcha_id, "", NOW)
 
 
-def test_ids_differ_so_the_same_text_hashes_differently():
-    captchas, store, _ = make()
-    first, second = captchas.issue().captcha_id, captchas.issue().captcha_id
-    assert first != second
-    assert store.captchas[first][0].answer_hash != store.captchas[second][0].answer_hash
+def test_the_answer_is_salted_with_the_id():
+    first, second = make(), make()
+    assert first.captcha_id != second.captcha_id
+    assert first.stored.answer_hash != second.stored.answer_hash
+    assert not passes(first.stored, second.captcha_id, "HK7RNA", NOW)
     assert normalise(" ab c ") == "ABC"

@@ -9,7 +9,7 @@ import pytest
 from services.structure import domain
 from services.structure.domain import Features, Identity, StructureFields, UserForm
 from services.structure.sirene import Establishment
-from shared.events import new_event, validate_data
+from shared.events import validate_data
 
 LOGIN = "francoise.fleur@example.fr"
 SIRET_IDENTITY = Identity("SIRET", "81880244900038", "FR")
@@ -168,16 +168,43 @@ def test_foreign_postal_codes_are_not_french():
 
 def test_event_data_follows_the_contract():
     confirmation, _ = check(features=Features(dume=True))
-    data = domain.structure_confirmed_data("s-1", SIRET_IDENTITY, confirmation)
-    event = new_event("StructureConfirmed", "structure", "r-1", data)
-    validate_data(event.type, event.data)  # raises if the contract is broken
-    assert event.data["structure"]["identifier"] == "81880244900038"
-    assert event.data["structure"]["label"] is None
-    assert event.data["user"] == {
+    event = domain.structure_confirmed("r-1", "s-1", SIRET_IDENTITY, confirmation)
+    validate_data(event.type, event.data())  # raises if the contract is broken
+    assert event.type == "StructureConfirmed"
+    assert event.data()["registration_id"] == "r-1" and event.structure_id == "s-1"
+    assert event.structure["identifier"] == "81880244900038"
+    assert event.structure["label"] is None
+    assert event.user == {
         "last_name": "Fleur",
         "first_name": "Françoise",
         "login_email": LOGIN,
         "contact_email": LOGIN,
         "survey_consent": False,
     }
-    assert event.data["features"] == {"payment_requests": True, "dume": True}
+    assert event.features == {"payment_requests": True, "dume": True}
+
+
+REGISTRATION = domain.Registration("r-1", SIRET_IDENTITY, LOGIN, domain.FOUND, GOOD_STRUCTURE)
+
+
+def test_the_form_of_an_unknown_or_unusable_registration_is_refused():
+    assert domain.form_of(REGISTRATION) == REGISTRATION
+    with pytest.raises(domain.UnknownRegistration):
+        domain.form_of(None)
+    with pytest.raises(domain.UnusableIdentifier) as caught:
+        domain.form_of(replace(REGISTRATION, lookup=domain.CLOSED))
+    assert caught.value.errors == domain.lookup_errors(domain.CLOSED)
+
+
+def test_a_registration_opens_one_structure_and_never_takes_one_over():
+    assert domain.refusal(REGISTRATION, None, {}) is None
+    assert isinstance(domain.refusal(None, None, {}), domain.UnknownRegistration)
+    confirmed = replace(REGISTRATION, structure_id="s-1")
+    assert isinstance(domain.refusal(confirmed, "s-1", {"captcha": ["x"]}), domain.AlreadyConfirmed)
+    refused = domain.refusal(REGISTRATION, "s-2", {"captcha": ["x"]})
+    assert isinstance(refused, domain.Refused) and refused.errors == {"captcha": ["x"]}
+    taken = domain.refusal(REGISTRATION, "s-2", {})
+    assert isinstance(taken, domain.StructureExists) and taken.status == 409
+    assert taken.errors == {"identifier": [domain.STRUCTURE_EXISTS]}
+    with pytest.raises(domain.AlreadyConfirmed):
+        domain.still_open(confirmed)

@@ -1,0 +1,53 @@
+"""activate's dependencies, built once per process for its app, consumer and tasks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import redis
+from argon2 import PasswordHasher
+
+from services.activate.passwords import make_hasher
+from services.activate.repository import ActivateUnitOfWork
+from services.activate.tokens import LinkMaker
+from shared.bootstrap import Clock, Wiring, base_dependencies
+from shared.settings import Settings
+
+SERVICE = "activate"
+
+
+@dataclass(frozen=True)
+class Activate(Wiring):
+    """Besides Redis and the clock: the argon2id hasher and the key that seals links for notify."""
+
+    hasher: PasswordHasher = field(default_factory=make_hasher)
+    sealing_key: str = ""
+
+    def uow(self) -> ActivateUnitOfWork:
+        return ActivateUnitOfWork(
+            self.redis, SERVICE, stream_maxlen=self.settings.event_stream_maxlen, clock=self.clock
+        )
+
+    @cached_property
+    def links(self) -> LinkMaker:
+        return LinkMaker(self.sealing_key, self.settings.activation_ttl_seconds)
+
+    @property
+    def wait_seconds(self) -> float:
+        """How long a request waits for a StructureConfirmed not handled yet."""
+        return self.settings.event_wait_seconds
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    client: redis.Redis | None = None,
+    clock: Clock = time.time,
+    hasher: PasswordHasher | None = None,
+) -> Activate:
+    settings, client = base_dependencies(settings, client)
+    # Links cannot be sealed without SECRET_KEY: fail now, not in the middle of a request.
+    sealing_key = settings.require_secret_key()
+    return Activate(settings, client, clock, hasher=hasher or make_hasher(), sealing_key=sealing_key)

@@ -1,0 +1,48 @@
+"""structure's dependencies, built once per process for its app and its consumer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from services.structure.captcha import CaptchaMaker, random_text
+from services.structure.repository import StructureUnitOfWork
+from services.structure.sirene import CsvSirene, Sirene
+from shared.bootstrap import Clock, Wiring, base_dependencies
+from shared.settings import Settings
+
+SERVICE = "structure"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Structure(Wiring):
+    sirene: Sirene
+    captchas: CaptchaMaker
+
+    def uow(self) -> StructureUnitOfWork:
+        return StructureUnitOfWork(
+            self.redis, SERVICE, stream_maxlen=self.settings.event_stream_maxlen, clock=self.clock
+        )
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    client: redis.Redis | None = None,
+    clock: Clock = time.time,
+    sirene: Sirene | None = None,
+    captcha_text: Callable[[], str] = random_text,
+) -> Structure:
+    """`sirene` defaults to the CSV extract in SIRENE_DIR; `captcha_text` draws each challenge's
+    characters (tests pass their own to know the answer)."""
+    settings, client = base_dependencies(settings, client)
+    return Structure(
+        settings,
+        client,
+        clock,
+        sirene=sirene or CsvSirene(settings.sirene_dir),
+        captchas=CaptchaMaker(text=captcha_text),
+    )

@@ -1,0 +1,189 @@
+"""The unit of work: one Redis transaction, with the events it publishes.
+
+A handler reads through repositories, asks the domain what follows, records the changes and
+the events; the unit of work commits them together. Redis gives optimistic concurrency, so
+`run(body)` goes:
+
+    WATCH + read (one round trip per guarded read) → body decides → MULTI, the recorded writes,
+    one XADD per event → EXEC
+
+and when EXEC finds that a watched key changed meanwhile, it runs the body again from the
+start. Handlers never see a pipeline: repositories call `read` and record on `writes`.
+
+Outside `run`, `read` is a plain read (no WATCH): queries cost one round trip and leave no
+watch to undo.
+
+`InMemoryUnitOfWork` is the same contract over dicts, for the unit tests of the handlers.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import redis
+from redis.client import Pipeline
+from redis.commands.core import CoreCommands
+
+from shared import metrics
+from shared.contracts import DomainEvent
+from shared.events import Event, append_to_stream, envelope, validate_data
+from shared.watching import watch_and_read
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Command = tuple[Any, ...]
+NOT_WRITES = frozenset({"watch", "unwatch", "reset", "multi", "execute", "discard"})
+
+
+class StagedWrites:
+    """Redis write commands recorded now and sent at commit, between MULTI and EXEC.
+
+    Any command of redis-py's pipeline can be recorded with its usual signature:
+    `uow.writes.hset(key, mapping={...})`.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name.startswith("_") or name in NOT_WRITES or not callable(getattr(CoreCommands, name, None)):
+            raise AttributeError(name)
+
+        def record(*args: Any, **kwargs: Any) -> None:
+            self.calls.append((name, args, kwargs))
+
+        return record
+
+    def replay(self, pipe: Pipeline) -> None:
+        for name, args, kwargs in self.calls:
+            getattr(pipe, name)(*args, **kwargs)
+
+
+class UnitOfWork:
+    """What handlers rely on, whichever store is behind: `run`, `publish`, `clock`."""
+
+    clock: Clock
+
+    def run(self, body: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        raise NotImplementedError
+
+    def publish(self, *events: DomainEvent) -> None:
+        raise NotImplementedError
+
+
+class RedisUnitOfWork(UnitOfWork):
+    """One transaction at a time over `client`, publishing as `/services/{service}`."""
+
+    def __init__(
+        self, client: redis.Redis, service: str, *, stream_maxlen: int, clock: Clock = time.time
+    ) -> None:
+        self.redis = client
+        self.source = f"/services/{service}"
+        self.stream_maxlen = stream_maxlen
+        self.clock = clock
+        self._pipe: Pipeline | None = None
+        self.writes = StagedWrites()
+        self._events: list[Event] = []
+
+    # --- for repositories --------------------------------------------------------------------
+
+    def read(self, watch: str | Sequence[str], *commands: Command) -> list[Any]:
+        """Run `commands` (such as `("HGETALL", key)`) and return their parsed answers.
+
+        Inside `run`, `watch` (a key or keys) is watched in the same round trip, so that a
+        change made meanwhile by anyone makes the commit run the body again."""
+        keys = [watch] if isinstance(watch, str) else list(watch)
+        if self._pipe is not None and keys:
+            return watch_and_read(self._pipe, keys, *commands)
+        if len(commands) == 1:
+            return [self.redis.execute_command(*commands[0])]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return pipe.execute()
+
+    # --- for handlers ------------------------------------------------------------------------
+
+    def publish(self, *events: DomainEvent) -> None:
+        """Publish `events` when (and only if) the transaction commits; each is checked against
+        the contract just before MULTI, so that a wrong one writes nothing."""
+        if self._pipe is None:
+            raise RuntimeError("events are published inside run()")
+        self._events.extend(envelope(event, self.source) for event in events)
+
+    def run(self, body: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`body(*args, **kwargs)` in one transaction, run again until it commits."""
+        if self._pipe is not None:
+            raise RuntimeError("a unit of work runs one transaction at a time")
+        with self.redis.pipeline() as pipe:
+            self._pipe = pipe
+            try:
+                while True:
+                    self._forget_recorded()
+                    try:
+                        result = body(*args, **kwargs)
+                        self._commit(pipe)
+                        return result
+                    except redis.WatchError:
+                        continue
+            finally:
+                self._pipe = None
+                self._forget_recorded()
+
+    def _commit(self, pipe: Pipeline) -> None:
+        if not (self.writes.calls or self._events or pipe.watching):
+            return
+        published = [event.type for event in self._events]
+        for event in self._events:
+            validate_data(event.type, event.data)
+        pipe.multi()
+        self.writes.replay(pipe)
+        for event in self._events:
+            append_to_stream(pipe, event, self.stream_maxlen, validated=True)
+        pipe.execute()
+        for event_type in published:
+            metrics.EVENTS_PUBLISHED.labels(event_type).inc()
+
+    def _forget_recorded(self) -> None:
+        self.writes = StagedWrites()
+        self._events = []
+
+
+class InMemoryUnitOfWork(UnitOfWork):
+    """The unit of work of the unit tests: repositories are dicts (set by the subclass), events
+    a list. A body that raises leaves the repositories as they were, as a transaction would."""
+
+    def __init__(self, clock: Clock | None = None, service: str = "test") -> None:
+        self.clock = clock or (lambda: 1_700_000_000.0)
+        self.source = f"/services/{service}"
+        self.published: list[DomainEvent] = []
+        self.commits = 0
+        self._pending: list[DomainEvent] | None = None
+
+    def publish(self, *events: DomainEvent) -> None:
+        for event in events:
+            validate_data(event.type, event.data())  # as the real one checks at commit
+        if self._pending is None:
+            raise RuntimeError("events are published inside run()")
+        self._pending.extend(events)
+
+    def run(self, body: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._pending is not None:
+            raise RuntimeError("a unit of work runs one transaction at a time")
+        saved = {name: copy.deepcopy(value) for name, value in vars(self).items() if name != "clock"}
+        self._pending = []
+        try:
+            result = body(*args, **kwargs)
+        except BaseException:
+            self.__dict__.update(saved)
+            raise
+        self.published.extend(self._pending)
+        self._pending = None
+        self.commits += 1
+        return result
+
+    def published_types(self) -> list[str]:
+        return [type(event).__name__ for event in self.published]

@@ -1,0 +1,1 @@
+"""In-memory units of work, one per service: the same handlers run on dicts instead of Redis."""

@@ -1,0 +1,76 @@
+"""activate's unit of work on dicts: the same repositories' contract as `services.activate.repository`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from services.activate.domain import Account, Credentials
+from services.activate.links import TokenRecord, TokenState
+from shared.unit_of_work import InMemoryUnitOfWork
+
+
+class FakeAccounts:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Account] = {}
+
+    def get(self, registration_id: str) -> Account | None:
+        return self.by_id.get(registration_id)
+
+    def save(self, account: Account) -> None:
+        self.by_id[account.registration_id] = account
+
+
+class FakeTokens:
+    def __init__(self) -> None:
+        self.by_hash: dict[str, TokenRecord] = {}
+        self.deadlines: dict[str, int] = {}
+
+    def get(self, token_hash: str) -> TokenRecord | None:
+        return self.by_hash.get(token_hash)
+
+    def add(self, record: TokenRecord) -> None:
+        self.by_hash[record.token_hash] = record
+        self.deadlines[record.token_hash] = record.expires_at
+
+    def set_state(self, token_hash: str, state: TokenState) -> None:
+        # Handlers change the state of a link they have just read: it exists.
+        self.by_hash[token_hash] = replace(self.by_hash[token_hash], state=state)
+        self.forget_deadline(token_hash)
+
+    def forget_deadline(self, token_hash: str) -> None:
+        self.deadlines.pop(token_hash, None)
+
+    def due(self, now: float, limit: int = 500) -> list[str]:
+        due = sorted((at, token_hash) for token_hash, at in self.deadlines.items() if at <= now)
+        return [token_hash for _, token_hash in due[:limit]]
+
+
+class FakeActiveLogins:
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}
+
+    def owner(self, login_key: str) -> str | None:
+        return self.owners.get(login_key)
+
+    def claim(self, login_key: str, registration_id: str) -> None:
+        self.owners[login_key] = registration_id
+
+
+class FakeCredentials:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Credentials] = {}
+
+    def get(self, registration_id: str) -> Credentials | None:
+        return self.by_id.get(registration_id)
+
+    def save(self, registration_id: str, credentials: Credentials) -> None:
+        self.by_id[registration_id] = credentials
+
+
+class FakeActivateUnitOfWork(InMemoryUnitOfWork):
+    def __init__(self, clock=None) -> None:
+        super().__init__(clock, "activate")
+        self.accounts = FakeAccounts()
+        self.tokens = FakeTokens()
+        self.active_logins = FakeActiveLogins()
+        self.credentials = FakeCredentials()

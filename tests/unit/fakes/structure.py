@@ -1,0 +1,89 @@
+"""structure's unit of work on dicts, and a SIRENE register in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from services.structure.captcha import NewCaptcha, StoredCaptcha
+from services.structure.domain import Identity, NewStructure, Registration
+from services.structure.sirene import Establishment
+from shared.unit_of_work import InMemoryUnitOfWork
+
+Read = Callable[[], Any]  # a read to run with others (`read_together`): here, a function
+
+
+class FakeRegistrations:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Registration] = {}
+        self.kept_for: dict[str, int] = {}
+
+    def read(self, registration_id: str) -> Read:
+        return lambda: self.by_id.get(registration_id)
+
+    def get(self, registration_id: str) -> Registration | None:
+        return self.by_id.get(registration_id)
+
+    def add(self, registration: Registration, keep_seconds: int) -> None:
+        self.by_id[registration.registration_id] = registration
+        self.kept_for[registration.registration_id] = keep_seconds
+
+    def record_confirmation(self, registration_id: str, structure_id: str, confirmed_at: str) -> None:
+        self.by_id[registration_id] = replace(self.by_id[registration_id], structure_id=structure_id)
+
+
+class FakeStructures:
+    def __init__(self) -> None:
+        self.by_id: dict[str, NewStructure] = {}
+        self.holders: dict[Identity, str] = {}
+
+    def read_holder(self, identity: Identity) -> Read:
+        return lambda: self.holders.get(identity)
+
+    def add(self, structure: NewStructure) -> None:
+        self.by_id[structure.structure_id] = structure
+        self.holders[structure.identity] = structure.structure_id
+
+
+class FakeCaptchas:
+    def __init__(self) -> None:
+        self.by_id: dict[str, NewCaptcha] = {}
+
+    def read(self, captcha_id: str | None) -> Read:
+        def stored() -> StoredCaptcha | None:
+            found = self.by_id.get(captcha_id) if captcha_id else None
+            return found.stored if found else None
+
+        return stored
+
+    def image(self, captcha_id: str) -> bytes | None:
+        found = self.by_id.get(captcha_id)
+        return found.png if found else None
+
+    def add(self, captcha: NewCaptcha) -> None:
+        self.by_id[captcha.captcha_id] = captcha
+
+    def remove(self, captcha_id: str) -> None:
+        self.by_id.pop(captcha_id, None)
+
+
+class FakeStructureUnitOfWork(InMemoryUnitOfWork):
+    def __init__(self, clock=None) -> None:
+        super().__init__(clock, "structure")
+        self.registrations = FakeRegistrations()
+        self.structures = FakeStructures()
+        self.captchas = FakeCaptchas()
+
+    def read_together(self, *reads: Read) -> list[Any]:
+        return [read() for read in reads]
+
+
+class FakeSirene:
+    """The register, as a dict of SIRET → establishment that a test may change."""
+
+    def __init__(self, *establishments: Establishment) -> None:
+        self.by_siret = {e.siret: e for e in establishments}
+
+    def lookup(self, siret: str) -> Establishment | None:
+        return self.by_siret.get(siret)

@@ -1,0 +1,491 @@
+"""activate's handlers on the in-memory unit of work: the rules of steps 3 and 4, with no Redis."""
+
+from __future__ import annotations
+
+import pytest
+from argon2 import PasswordHasher
+
+from services.activate import handlers, tokens
+from services.activate.catalogue import DEFAULT_WORKSPACES, SECRET_QUESTIONS
+from services.activate.domain import (
+    AccountStatus,
+    AlreadyActive,
+    LoginTaken,
+    RefusedForm,
+    WorkspacesAlreadyChosen,
+    WorkspacesNotChosen,
+)
+from services.activate.links import NextStep, TokenGone, TokenRecord, TokenState, UnknownLink
+from services.activate.tokens import LinkMaker
+from shared.contracts import LinkReason, Role
+from shared.errors import Invalid, NotFound
+from shared.events import new_event
+from shared.sealing import unseal
+from shared.timestamps import iso_utc
+from tests.clock import Clock
+from tests.unit.fakes.activate import FakeActivateUnitOfWork
+
+KEY = "test-secret-key"
+TTL = 3600
+LINKS = LinkMaker(KEY, TTL)
+FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # argon2id, cheap for tests
+GOOD = {
+    "password": "Ruisseau-Calme-73",
+    "password_confirmation": "Ruisseau-Calme-73",
+    "secret_question": SECRET_QUESTIONS[0],
+    "secret_answer": "Rex",
+}
+
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def uow(clock):
+    return FakeActivateUnitOfWork(clock)
+
+
+# --- how a test says what happens ----------------------------------------------------------------
+
+
+def confirmed(uow, registration_id="r1", email="marie.curie@example.fr"):
+    """StructureConfirmed for `registration_id`, handled as the bus does: in one transaction."""
+    event = new_event(
+        "StructureConfirmed",
+        "structure",
+        registration_id,
+        {
+            "structure_id": f"structure-{registration_id}",
+            "structure": {"company_name": "CURIE SARL"},
+            "user": {
+                "last_name": "Curie",
+                "first_name": "Marie",
+                "login_email": email,
+                "contact_email": "contact@example.fr",
+                "survey_consent": False,
+            },
+            "features": {"payment_requests": True, "dume": False},
+        },
+    )
+    uow.run(handlers.on_structure_confirmed, event, uow)
+    return uow.accounts.get(registration_id)
+
+
+def choose(uow, registration_id="r1", workspaces=None):
+    command = handlers.ChooseWorkspaces(registration_id, workspaces)
+    return handlers.choose_workspaces(command, uow, LINKS, wait_seconds=0)
+
+
+def resend(uow, registration_id="r1"):
+    return handlers.resend_activation_link(registration_id, uow, LINKS, wait_seconds=0)
+
+
+def activate(uow, token, hasher=FAST, **form):
+    return handlers.activate_account(handlers.ActivateAccount(token, **{**GOOD, **form}), uow, hasher)
+
+
+def published(uow, event_type, registration_id="r1"):
+    return [e for e in uow.published if e.type == event_type and e.registration_id == registration_id]
+
+
+def last_link(uow, registration_id="r1") -> str:
+    """The token of the last link sent for `registration_id`, as notify unseals it."""
+    return unseal(published(uow, "ActivationLinkIssued", registration_id)[-1].sealed_token, KEY)
+
+
+def at_step_four(uow, registration_id="r1", email="marie.curie@example.fr") -> str:
+    confirmed(uow, registration_id, email)
+    choose(uow, registration_id)
+    return last_link(uow, registration_id)
+
+
+def nothing_recorded_by(uow, action, error):
+    """`action` raises `error` and leaves the repositories and the events as they were."""
+    before = (
+        dict(uow.accounts.by_id),
+        dict(uow.tokens.by_hash),
+        dict(uow.tokens.deadlines),
+        dict(uow.active_logins.owners),
+        dict(uow.credentials.by_id),
+        list(uow.published),
+    )
+    with pytest.raises(error) as caught:
+        action()
+    after = (
+        uow.accounts.by_id,
+        uow.tokens.by_hash,
+        uow.tokens.deadlines,
+        uow.active_logins.owners,
+        uow.credentials.by_id,
+        uow.published,
+    )
+    assert after == before
+    return caught.value
+
+
+# --- StructureConfirmed --------------------------------------------------------------------------
+
+
+def test_a_confirmed_structure_opens_a_pending_account(uow):
+    account = confirmed(uow)
+    assert account.status is AccountStatus.PENDING
+    assert (account.first_name, account.last_name, account.login_email, account.contact_email) == (
+        "Marie",
+        "Curie",
+        "marie.curie@example.fr",
+        "contact@example.fr",
+    )
+    assert (account.structure_id, account.company_name) == ("structure-r1", "CURIE SARL")
+    assert uow.published == []
+
+
+def test_a_second_structure_confirmed_for_the_registration_changes_nothing(uow):
+    first = confirmed(uow)
+    assert confirmed(uow, email="someone.else@example.fr") == first
+
+
+# --- step 3: the queries -------------------------------------------------------------------------
+
+
+def test_an_unknown_registration_is_not_found(uow):
+    with pytest.raises(NotFound):
+        handlers.find_account("nope", uow, wait_seconds=0)
+    with pytest.raises(NotFound):
+        handlers.find_account("x" * 65, uow, wait_seconds=0)
+
+
+def test_the_workspaces_page_is_for_an_account_still_choosing(uow):
+    confirmed(uow)
+    assert handlers.workspaces_to_choose("r1", uow, wait_seconds=0).status is AccountStatus.PENDING
+    choose(uow)
+    with pytest.raises(WorkspacesAlreadyChosen):
+        handlers.workspaces_to_choose("r1", uow, wait_seconds=0)
+
+
+def test_the_created_page_is_for_an_account_past_step_three(uow):
+    confirmed(uow)
+    with pytest.raises(WorkspacesNotChosen):
+        handlers.account_created("r1", uow, wait_seconds=0)
+    choose(uow)
+    shown = handlers.account_created("r1", uow, wait_seconds=0)
+    assert shown.status is AccountStatus.AWAITING_ACTIVATION and not shown.is_active
+
+
+# --- step 3: choosing the workspaces -------------------------------------------------------------
+
+
+def test_choosing_workspaces_keeps_them_and_sends_one_link(uow, clock):
+    confirmed(uow)
+    chosen = choose(uow, workspaces=["ENGAGEMENTS", "factures_emises", "ENGAGEMENTS"])
+    assert chosen.status is AccountStatus.AWAITING_ACTIVATION
+    assert chosen.workspaces == ("FACTURES_EMISES", "ENGAGEMENTS")  # the catalogue's order, once each
+    assert uow.accounts.get("r1") == chosen
+    assert uow.published_types() == ["WorkspacesChosen", "ActivationLinkIssued"]
+
+    expires = iso_utc(int(clock.now) + TTL)
+    workspaces_chosen, link = uow.published
+    assert (workspaces_chosen.account_id, workspaces_chosen.workspaces) == (
+        chosen.account_id,
+        ["FACTURES_EMISES", "ENGAGEMENTS"],
+    )
+    assert workspaces_chosen.token_expires_at == link.token_expires_at == expires
+    assert (link.login_email, link.first_name, link.last_name) == ("marie.curie@example.fr", "Marie", "Curie")
+    assert (link.reason, link.ttl_seconds) == (LinkReason.CREATED, TTL)
+    token = last_link(uow)
+    assert handlers.open_activation(token, uow) == chosen
+
+
+def test_a_link_is_stored_as_its_hash_with_its_deadline(uow, clock):
+    token = at_step_four(uow)
+    token_hash = tokens.token_hash(token)
+    assert uow.tokens.by_hash == {token_hash: TokenRecord(token_hash, "r1", int(clock.now) + TTL)}
+    assert uow.tokens.deadlines == {token_hash: int(clock.now) + TTL}
+    assert uow.accounts.get("r1").token_hash == token_hash
+    assert token not in repr(uow.__dict__)
+
+
+def test_omitted_workspaces_are_the_defaults(uow):
+    confirmed(uow)
+    assert choose(uow).workspaces == DEFAULT_WORKSPACES
+
+
+def test_unknown_workspaces_are_refused_and_nothing_is_recorded(uow):
+    confirmed(uow)
+    error = nothing_recorded_by(uow, lambda: choose(uow, workspaces=["FACTURES_EMISES", "XYZ"]), Invalid)
+    assert "XYZ" in error.errors["workspaces"][0]
+
+
+def test_workspaces_are_chosen_once(uow):
+    confirmed(uow)
+    choose(uow)
+    nothing_recorded_by(uow, lambda: choose(uow), WorkspacesAlreadyChosen)
+
+
+def test_choosing_for_an_unknown_registration_is_not_found(uow):
+    nothing_recorded_by(uow, lambda: choose(uow, "nope"), NotFound)
+
+
+def test_the_email_of_an_active_account_gets_the_same_answer_and_its_holder_is_warned(uow):
+    activate(uow, at_step_four(uow, "holder", "marie@example.fr"))
+    confirmed(uow, "r1", "MARIE@example.fr")
+    chosen = choose(uow)
+    assert chosen.status is AccountStatus.AWAITING_ACTIVATION  # as for a free email
+    assert published(uow, "ActivationLinkIssued") == []  # no link for the newcomer
+    (warning,) = published(uow, "RegistrationAttemptOnExistingAccount")
+    assert (warning.login_email, warning.first_name, warning.last_name) == (
+        "MARIE@example.fr",
+        "Marie",
+        "Curie",
+    )
+    assert warning.reason is LinkReason.CREATED
+    assert warning.token_expires_at == published(uow, "WorkspacesChosen")[0].token_expires_at
+    assert not hasattr(warning, "sealed_token")
+
+
+def test_an_email_only_awaiting_activation_elsewhere_is_no_one_s_yet(uow):
+    at_step_four(uow, "other", "marie@example.fr")
+    confirmed(uow, "r1", "marie@example.fr")
+    choose(uow)
+    assert len(published(uow, "ActivationLinkIssued")) == 1
+    assert published(uow, "RegistrationAttemptOnExistingAccount") == []
+
+
+# --- resending the link --------------------------------------------------------------------------
+
+
+def test_a_new_link_replaces_the_previous_one(uow):
+    old = at_step_four(uow)
+    renewed = resend(uow)
+    new = last_link(uow)
+    assert new != old and renewed.token_hash == tokens.token_hash(new)
+    assert published(uow, "ActivationLinkIssued")[-1].reason is LinkReason.RESENT
+    with pytest.raises(TokenGone) as caught:
+        handlers.open_activation(old, uow)
+    assert caught.value.reason is TokenState.REPLACED and caught.value.registration_id == "r1"
+    assert handlers.open_activation(new, uow) == renewed
+    assert list(uow.tokens.deadlines) == [tokens.token_hash(new)]  # the old link is no longer swept
+
+
+def test_no_link_can_be_resent_before_step_three(uow):
+    confirmed(uow)
+    nothing_recorded_by(uow, lambda: resend(uow), WorkspacesNotChosen)
+
+
+def test_no_link_is_resent_to_an_active_account(uow):
+    activate(uow, at_step_four(uow))
+    nothing_recorded_by(uow, lambda: resend(uow), AlreadyActive)
+
+
+def test_resending_to_an_unknown_registration_is_not_found(uow):
+    nothing_recorded_by(uow, lambda: resend(uow, "nope"), NotFound)
+
+
+def test_a_link_already_expired_stays_expired_when_a_new_one_is_sent(uow, clock):
+    old = at_step_four(uow)
+    clock.now += TTL
+    assert handlers.expire_activation_tokens(uow) == 1
+    assert uow.accounts.get("r1").link_expired
+    resend(uow)
+    assert uow.accounts.get("r1").status is AccountStatus.AWAITING_ACTIVATION
+    with pytest.raises(TokenGone) as caught:
+        handlers.open_activation(old, uow)
+    assert caught.value.reason is TokenState.EXPIRED
+
+
+def test_a_resend_for_the_email_of_an_active_account_warns_its_holder_again(uow):
+    activate(uow, at_step_four(uow, "holder", "marie@example.fr"))
+    confirmed(uow, "r1", "marie@example.fr")
+    choose(uow)
+    resend(uow)
+    assert [w.reason for w in published(uow, "RegistrationAttemptOnExistingAccount")] == [
+        LinkReason.CREATED,
+        LinkReason.RESENT,
+    ]
+    assert published(uow, "ActivationLinkIssued") == []
+
+
+# --- step 4: opening the link --------------------------------------------------------------------
+
+
+def test_a_link_opens_its_account_until_its_expiry(uow, clock):
+    token = at_step_four(uow)
+    clock.now += TTL - 1
+    assert handlers.open_activation(token, uow).registration_id == "r1"
+    clock.now += 1
+    with pytest.raises(TokenGone) as caught:  # expired at once, before any sweep
+        handlers.open_activation(token, uow)
+    assert caught.value.reason is TokenState.EXPIRED
+
+
+@pytest.mark.parametrize("token", ["forged", "", "x" * 300])
+def test_a_link_that_never_existed_is_unknown(uow, token):
+    at_step_four(uow)
+    with pytest.raises(UnknownLink):
+        handlers.open_activation(token, uow)
+
+
+def test_a_dead_link_offers_a_new_one_until_the_account_is_active(uow, clock):
+    old = at_step_four(uow)
+    clock.now += TTL
+    with pytest.raises(TokenGone) as expired:
+        handlers.open_activation(old, uow)
+    assert handlers.after_dead_link(expired.value, uow) is NextStep.NEW_LINK
+    resend(uow)
+    activate(uow, last_link(uow))
+    assert handlers.after_dead_link(expired.value, uow) is NextStep.SIGN_IN
+    del uow.accounts.by_id["r1"]
+    assert handlers.after_dead_link(expired.value, uow) is NextStep.NONE
+
+
+# --- step 4: activating --------------------------------------------------------------------------
+
+
+def test_activation_makes_the_principal_manager(uow):
+    token = at_step_four(uow)
+    active = activate(uow, token)
+    assert (active.status, active.role, active.token_hash) == (
+        AccountStatus.ACTIVE,
+        Role.GESTIONNAIRE_PRINCIPAL,
+        None,
+    )
+    assert uow.accounts.get("r1") == active
+    (activated,) = published(uow, "AccountActivated")
+    assert (activated.account_id, activated.structure_id, activated.role) == (
+        active.account_id,
+        "structure-r1",
+        Role.GESTIONNAIRE_PRINCIPAL,
+    )
+    credentials = uow.credentials.get("r1")
+    assert credentials.secret_question == SECRET_QUESTIONS[0]
+    assert FAST.verify(credentials.password_hash, GOOD["password"])
+    assert FAST.verify(credentials.secret_answer_hash, "rex")  # the answer as normalised
+    assert uow.active_logins.owner("marie.curie@example.fr") == "r1"
+    assert uow.tokens.get(tokens.token_hash(token)).state is TokenState.USED
+
+
+def test_a_link_works_once(uow):
+    token = at_step_four(uow)
+    activate(uow, token)
+    gone = nothing_recorded_by(uow, lambda: activate(uow, token), TokenGone)
+    assert gone.reason is TokenState.USED
+
+
+def test_a_refused_form_names_every_fault_and_the_link_still_works(uow):
+    token = at_step_four(uow)
+    refused = nothing_recorded_by(
+        uow,
+        lambda: activate(uow, token, password="court", password_confirmation="autre", secret_answer=" "),
+        RefusedForm,
+    )
+    assert set(refused.errors) == {"password", "password_confirmation", "secret_answer"}
+    assert refused.account.registration_id == "r1"  # the page shows the form again from it
+    assert activate(uow, token).is_active
+
+
+def test_a_password_made_of_the_person_s_name_is_refused(uow):
+    token = at_step_four(uow)
+    refused = nothing_recorded_by(
+        uow,
+        lambda: activate(uow, token, password="Marie-Curie-1", password_confirmation="Marie-Curie-1"),
+        RefusedForm,
+    )
+    assert set(refused.errors) == {"password"}
+
+
+def test_an_expired_link_activates_nothing(uow, clock):
+    token = at_step_four(uow)
+    clock.now += TTL
+    gone = nothing_recorded_by(uow, lambda: activate(uow, token), TokenGone)
+    assert gone.reason is TokenState.EXPIRED
+
+
+def test_a_login_email_belongs_to_one_active_account(uow):
+    first = at_step_four(uow, "r1", "marie@example.fr")
+    second = at_step_four(uow, "r2", "Marie@Example.FR")
+    activate(uow, first)
+    nothing_recorded_by(uow, lambda: activate(uow, second), LoginTaken)
+    assert handlers.open_activation(second, uow).registration_id == "r2"  # the link still opens
+
+
+class Interfering(PasswordHasher):
+    """A hasher that, the first time it hashes, lets `meanwhile` happen: what another request
+    would do during the slow hashing."""
+
+    def __init__(self, meanwhile) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.meanwhile = meanwhile
+
+    def hash(self, password, *, salt=None):
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+        return super().hash(password, salt=salt)
+
+
+def test_the_link_used_during_the_hashing_is_gone_for_the_slower_request(uow):
+    """The hashing runs before the transaction (on the same unit of work, the other activation
+    could not run otherwise), and the transaction reads the link again."""
+    token = at_step_four(uow)
+    slower = Interfering(lambda: activate(uow, token))
+    with pytest.raises(TokenGone) as caught:
+        activate(uow, token, hasher=slower)
+    assert caught.value.reason is TokenState.USED
+    assert len(published(uow, "AccountActivated")) == 1
+
+
+def test_the_same_login_activated_during_the_hashing_is_refused_to_the_slower_request(uow):
+    first = at_step_four(uow, "r1", "marie@example.fr")
+    second = at_step_four(uow, "r2", "marie@example.fr")
+    slower = Interfering(lambda: activate(uow, second))
+    with pytest.raises(LoginTaken):
+        activate(uow, first, hasher=slower)
+    assert [e.registration_id for e in uow.published if e.type == "AccountActivated"] == ["r2"]
+    assert uow.accounts.get("r1").status is AccountStatus.AWAITING_ACTIVATION
+
+
+# --- the sweep -----------------------------------------------------------------------------------
+
+
+def test_a_link_past_its_expiry_expires_once(uow, clock):
+    token = at_step_four(uow)
+    clock.now += TTL - 1
+    assert handlers.expire_activation_tokens(uow) == 0
+    clock.now += 1
+    assert handlers.expire_activation_tokens(uow) == 1
+    assert handlers.expire_activation_tokens(uow) == 0
+    assert uow.accounts.get("r1").status is AccountStatus.EXPIRED
+    (expired,) = published(uow, "ActivationTokenExpired")
+    assert expired.token_expires_at == published(uow, "ActivationLinkIssued")[0].token_expires_at
+    assert uow.tokens.get(tokens.token_hash(token)).state is TokenState.EXPIRED
+    assert uow.tokens.deadlines == {}
+
+
+def test_a_used_link_stays_used_after_its_lifetime(uow, clock):
+    token = at_step_four(uow)
+    activate(uow, token)
+    clock.now += TTL + 1
+    assert handlers.expire_activation_tokens(uow) == 0
+    assert published(uow, "ActivationTokenExpired") == []
+    with pytest.raises(TokenGone) as caught:
+        handlers.open_activation(token, uow)
+    assert caught.value.reason is TokenState.USED
+
+
+def test_a_link_that_is_not_its_account_s_current_one_expires_silently(uow, clock):
+    at_step_four(uow)
+    stray = TokenRecord("stray-hash", "r1", int(clock.now) + 10)
+    uow.run(uow.tokens.add, stray)
+    clock.now += 10
+    assert handlers.expire_activation_tokens(uow) == 0
+    assert uow.tokens.get("stray-hash").state is TokenState.EXPIRED
+    assert uow.accounts.get("r1").status is AccountStatus.AWAITING_ACTIVATION
+    assert published(uow, "ActivationTokenExpired") == []
+
+
+def test_a_deadline_left_by_a_forgotten_link_is_dropped(uow, clock):
+    uow.tokens.deadlines["gone-hash"] = int(clock.now) - 1
+    assert handlers.expire_activation_tokens(uow) == 0
+    assert uow.tokens.deadlines == {}

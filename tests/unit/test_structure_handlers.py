@@ -1,0 +1,321 @@
+"""structure's handlers on the in-memory unit of work: the rules of step 2, with no Redis."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from services.structure import domain, handlers
+from services.structure.captcha import WRONG_ANSWER, CaptchaExpired, CaptchaMaker
+from services.structure.domain import Features, Identity, StructureFields, UserForm
+from services.structure.sirene import Establishment
+from shared.events import new_event
+from tests.clock import Clock
+from tests.unit.fakes.structure import FakeSirene, FakeStructureUnitOfWork
+
+SEED = "81880244900038"
+CLOSED = "31719324100013"
+LOGIN = "francoise.fleur@example.fr"
+TTL = 86400
+ANSWER = "HK7RNA"
+OPEN = Establishment(
+    siret=SEED,
+    open=True,
+    diffusible=True,
+    company_name="SNC AU PIED DE COCHON LGE",
+    label="",
+    address="59 RUE DE TOCQUEVILLE",
+    address_complement_1="",
+    address_complement_2="",
+    postal_code="75017",
+    city="PARIS 17",
+)
+GOOD_STRUCTURE = StructureFields(
+    company_name="SNC AU PIED DE COCHON LGE",
+    address="59 RUE DE TOCQUEVILLE",
+    postal_code="75017",
+    city="PARIS 17",
+)
+
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def uow(clock):
+    return FakeStructureUnitOfWork(clock)
+
+
+@pytest.fixture
+def sirene():
+    return FakeSirene(OPEN, replace(OPEN, siret=CLOSED, open=False))
+
+
+@pytest.fixture
+def maker():
+    return CaptchaMaker(text=lambda: ANSWER)
+
+
+def start(
+    uow, sirene, registration_id="r-1", identifier=SEED, email=LOGIN, identifier_type="SIRET", country="FR"
+):
+    """RegistrationStarted handled as the bus handles it: inside one transaction."""
+    data = {
+        "login_email": email,
+        "identifier_type": identifier_type,
+        "identifier": identifier,
+        "country": country,
+    }
+    event = new_event("RegistrationStarted", "identify", registration_id, data)
+    uow.run(handlers.on_registration_started, event, uow, sirene=sirene, keep_seconds=TTL)
+    return uow.registrations.get(registration_id)
+
+
+def confirm(uow, sirene, registration_id="r-1", email=LOGIN, captcha=None, structure=GOOD_STRUCTURE, **user):
+    """Step 2 with a good form for the seed's SIRET; `captcha` is (id, answer) when one is asked."""
+    command = handlers.ConfirmStructure(
+        registration_id=registration_id,
+        structure=structure,
+        user=UserForm(
+            **{"last_name": "Fleur", "first_name": "Françoise", "login_email_confirmation": email, **user}
+        ),
+        features=Features(),
+        captcha_id=captcha[0] if captcha else None,
+        captcha_answer=captcha[1] if captcha else None,
+    )
+    return handlers.confirm_structure(
+        command, uow, sirene, captcha_required=captcha is not None, wait_seconds=0
+    )
+
+
+# RegistrationStarted ---------------------------------------------------------------------------
+
+
+def test_a_started_registration_is_kept_with_its_sirene_prefill(uow, sirene):
+    registration = start(uow, sirene)
+    assert registration.lookup is domain.LookupOutcome.FOUND
+    assert registration.prefill == replace(GOOD_STRUCTURE, country="FR")
+    assert (registration.login_email, registration.identity) == (LOGIN, Identity("SIRET", SEED, "FR"))
+    assert not registration.confirmed
+    assert uow.registrations.kept_for["r-1"] == TTL
+    assert uow.published == []
+
+
+@pytest.mark.parametrize(("siret", "outcome"), [(CLOSED, domain.CLOSED), ("73282932000074", domain.UNKNOWN)])
+def test_a_closed_or_unknown_siret_is_kept_with_an_empty_form(uow, sirene, siret, outcome):
+    registration = start(uow, sirene, identifier=siret)
+    assert registration.lookup is outcome
+    assert registration.prefill == StructureFields()
+
+
+def test_other_identifiers_are_not_looked_up_and_start_empty_in_their_country(uow):
+    class NoSirene:
+        def lookup(self, siret):
+            raise AssertionError("only SIRETs are looked up")
+
+    registration = start(
+        uow, NoSirene(), identifier="EIN 12-3456789", identifier_type="HORS_UE", country="US"
+    )
+    assert registration.lookup is domain.LookupOutcome.NOT_APPLICABLE
+    assert registration.prefill == StructureFields(country="US")
+
+
+def test_a_registration_is_written_once(uow, sirene):
+    first = start(uow, sirene)
+    again = start(uow, sirene, email="autre@example.fr", identifier=CLOSED)
+    assert again == first
+
+
+# The form ---------------------------------------------------------------------------------------
+
+
+def test_the_form_of_a_started_registration(uow, sirene):
+    start(uow, sirene)
+    assert handlers.registration_form("r-1", uow, 0).prefill.company_name == "SNC AU PIED DE COCHON LGE"
+
+
+def test_the_form_of_an_unknown_registration_is_not_found(uow):
+    with pytest.raises(domain.UnknownRegistration):
+        handlers.registration_form("nope", uow, 0)
+
+
+def test_the_form_of_a_closed_siret_says_why_it_cannot_go_on(uow, sirene):
+    start(uow, sirene, identifier=CLOSED)
+    with pytest.raises(domain.UnusableIdentifier) as caught:
+        handlers.registration_form("r-1", uow, 0)
+    assert caught.value.errors == {"identifier": [domain.LOOKUP_ERRORS[domain.CLOSED]]}
+
+
+# Confirming step 2 ------------------------------------------------------------------------------
+
+
+def test_confirming_opens_the_structure_and_announces_it(uow, sirene):
+    start(uow, sirene)
+    structure = confirm(uow, sirene, structure=replace(GOOD_STRUCTURE, label="Brasserie"))
+    assert uow.structures.by_id[structure.structure_id] == structure
+    assert structure.created_at == "2027-01-15T08:00:00+00:00"
+    assert uow.structures.holders[Identity("SIRET", SEED, "FR")] == structure.structure_id
+    assert uow.registrations.get("r-1").structure_id == structure.structure_id
+    assert uow.published_types() == ["StructureConfirmed"]
+    event = uow.published[0]
+    assert (event.registration_id, event.structure_id) == ("r-1", structure.structure_id)
+    assert event.structure["label"] == "Brasserie" and event.structure["identifier"] == SEED
+    assert event.user["login_email"] == LOGIN and event.features == {"payment_requests": True, "dume": False}
+
+
+def test_an_unknown_registration_cannot_confirm(uow, sirene):
+    with pytest.raises(domain.UnknownRegistration):
+        confirm(uow, sirene, registration_id="nope")
+    assert uow.published == []
+
+
+def test_a_registration_confirms_once(uow, sirene):
+    start(uow, sirene)
+    confirm(uow, sirene)
+    with pytest.raises(domain.AlreadyConfirmed):
+        confirm(uow, sirene)
+    assert len(uow.structures.by_id) == 1 and uow.published_types() == ["StructureConfirmed"]
+
+
+def test_an_identifier_that_has_a_structure_is_never_taken_over(uow, sirene):
+    start(uow, sirene, "r-1")
+    start(uow, sirene, "r-2", email="paul.martin@example.fr")
+    first = confirm(uow, sirene, "r-1")
+    with pytest.raises(domain.StructureExists) as caught:
+        confirm(uow, sirene, "r-2", email="paul.martin@example.fr")
+    assert caught.value.registration.registration_id == "r-2"
+    assert "rattachement" in caught.value.message and "identifier" in caught.value.errors
+    assert list(uow.structures.by_id) == [first.structure_id]
+    assert not uow.registrations.get("r-2").confirmed
+    assert uow.published_types() == ["StructureConfirmed"]
+
+
+def test_a_siret_closed_since_the_start_cannot_open_a_structure(uow, sirene):
+    start(uow, sirene)
+    sirene.by_siret[SEED] = replace(OPEN, open=False)
+    with pytest.raises(domain.Refused) as caught:
+        confirm(uow, sirene)
+    assert caught.value.errors == {"identifier": [domain.LOOKUP_ERRORS[domain.CLOSED]]}
+    assert uow.structures.by_id == {} and uow.published == []
+
+
+def test_every_faulty_field_is_refused_at_once_and_nothing_written(uow, sirene):
+    start(uow, sirene)
+    with pytest.raises(domain.Refused) as caught:
+        confirm(
+            uow, sirene, email="autre@example.fr", structure=replace(GOOD_STRUCTURE, city=""), last_name=""
+        )
+    assert set(caught.value.errors) == {"user.login_email_confirmation", "user.last_name", "structure.city"}
+    assert caught.value.registration == uow.registrations.get("r-1")  # to show the form again
+    assert uow.structures.by_id == {} and uow.published == [] and uow.commits == 1  # RegistrationStarted's
+
+
+# The bot challenge ------------------------------------------------------------------------------
+
+
+def test_a_new_challenge_is_kept_hashed_with_its_image(uow, maker):
+    new = handlers.issue_captcha(uow, maker)
+    assert handlers.captcha_image(new.captcha_id, uow) == new.png
+    assert ANSWER not in new.stored.answer_hash
+    with pytest.raises(CaptchaExpired):
+        handlers.captcha_image("unknown", uow)
+
+
+def test_a_solved_challenge_lets_the_structure_open_and_is_spent(uow, sirene, maker):
+    start(uow, sirene, "r-1")
+    start(uow, sirene, "r-2", identifier="EIN 1", identifier_type="HORS_UE", country="US")
+    new = handlers.issue_captcha(uow, maker)
+    confirm(uow, sirene, "r-1", captcha=(new.captcha_id, " hk7 rna "))
+    assert new.captcha_id not in uow.captchas.by_id
+    with pytest.raises(domain.Refused) as caught:
+        confirm(
+            uow,
+            sirene,
+            "r-2",
+            captcha=(new.captcha_id, ANSWER),
+            structure=replace(GOOD_STRUCTURE, country="US"),
+        )
+    assert caught.value.errors == {"captcha": [WRONG_ANSWER]}
+
+
+def test_a_wrong_answer_is_refused_and_spends_the_challenge(uow, sirene, maker):
+    start(uow, sirene)
+    new = handlers.issue_captcha(uow, maker)
+    with pytest.raises(domain.Refused) as caught:
+        confirm(uow, sirene, captcha=(new.captcha_id, "AAAAAA"))
+    assert caught.value.errors == {"captcha": [WRONG_ANSWER]}
+    assert new.captcha_id not in uow.captchas.by_id
+    with pytest.raises(domain.Refused):
+        confirm(uow, sirene, captcha=(new.captcha_id, ANSWER))  # its right answer no longer helps
+    assert uow.published == []
+
+
+def test_a_missing_or_expired_challenge_is_refused(uow, sirene, maker, clock):
+    start(uow, sirene)
+    with pytest.raises(domain.Refused) as missing:
+        confirm(uow, sirene, captcha=(None, None))
+    assert missing.value.errors == {"captcha": [WRONG_ANSWER]}
+    new = handlers.issue_captcha(uow, maker)
+    clock.now += new.ttl_seconds + 1
+    with pytest.raises(domain.Refused) as expired:
+        confirm(uow, sirene, captcha=(new.captcha_id, ANSWER))
+    assert expired.value.errors == {"captcha": [WRONG_ANSWER]}
+
+
+def test_field_errors_and_the_challenge_come_together_and_the_challenge_is_spent(uow, sirene, maker):
+    start(uow, sirene)
+    new = handlers.issue_captcha(uow, maker)
+    with pytest.raises(domain.Refused) as caught:
+        confirm(uow, sirene, captcha=(new.captcha_id, "AAAAAA"), last_name="")
+    assert set(caught.value.errors) == {"user.last_name", "captcha"}
+    assert new.captcha_id not in uow.captchas.by_id
+
+
+def test_a_challenge_checked_when_the_identifier_is_taken_is_spent_too(uow, sirene, maker):
+    """The refusal decided inside the transaction still commits the spent challenge."""
+    start(uow, sirene, "r-1")
+    start(uow, sirene, "r-2", email="paul.martin@example.fr")
+    confirm(uow, sirene, "r-1")
+    new = handlers.issue_captcha(uow, maker)
+    with pytest.raises(domain.StructureExists):
+        confirm(uow, sirene, "r-2", email="paul.martin@example.fr", captcha=(new.captcha_id, ANSWER))
+    assert new.captcha_id not in uow.captchas.by_id
+    assert uow.published_types() == ["StructureConfirmed"]
+
+
+class Interleaved(FakeStructureUnitOfWork):
+    """Runs `meanwhile` once, just before the next transaction: another request that got there
+    between this one's first read and its transaction."""
+
+    meanwhile = None
+
+    def run(self, body, *args, **kwargs):
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+        return super().run(body, *args, **kwargs)
+
+
+def test_the_transaction_decides_again_on_what_changed_since_the_first_read(clock, sirene):
+    """Two people confirm the same structure at once: the second is refused inside the transaction."""
+    uow = Interleaved(clock)
+    start(uow, sirene, "r-1")
+    start(uow, sirene, "r-2", email="paul.martin@example.fr")
+    uow.meanwhile = lambda: confirm(uow, sirene, "r-2", email="paul.martin@example.fr")
+    with pytest.raises(domain.StructureExists):
+        confirm(uow, sirene, "r-1")
+    assert [s.registration_id for s in uow.structures.by_id.values()] == ["r-2"]
+    assert not uow.registrations.get("r-1").confirmed
+
+
+def test_the_same_registration_confirmed_twice_at_once_counts_once(clock, sirene):
+    uow = Interleaved(clock)
+    start(uow, sirene)
+    uow.meanwhile = lambda: confirm(uow, sirene)
+    with pytest.raises(domain.AlreadyConfirmed):
+        confirm(uow, sirene)
+    assert len(uow.structures.by_id) == 1 and uow.published_types() == ["StructureConfirmed"]
