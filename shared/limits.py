@@ -14,6 +14,7 @@ When Redis is down the check raises `redis.ConnectionError`, which the service a
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import time
 import unicodedata
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import redis
+from email_validator import EmailNotValidError, validate_email
 from flask import Flask, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 
@@ -58,9 +60,29 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+IPV6_PREFIX = 64
+
+
 def client_address() -> str:
-    """The client's address; behind the gateway ProxyFix has taken it from X-Forwarded-For."""
-    return request.remote_addr or "unknown"
+    """The client's address; behind the gateway ProxyFix has taken it from X-Forwarded-For.
+
+    An IPv6 client is counted by its /64: one subscriber line or host usually owns a whole /64
+    and picks any address in it at will, so counting single addresses would count nothing."""
+    address = request.remote_addr or "unknown"
+    return address_key(address)
+
+
+def address_key(address: str) -> str:
+    """`address` itself for IPv4 (or anything not an IP address), its /64 network for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client seen through a dual-stack socket
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_PREFIX}", strict=False))
+    return str(ip)
 
 
 def path_value(name: str, *, hashed: bool = False) -> Key:
@@ -76,16 +98,32 @@ def path_value(name: str, *, hashed: bool = False) -> Key:
 
 
 def email_field(name: str) -> Key:
-    """An email sent in the JSON body or the form, compared as `activate` compares logins, hashed."""
+    """An email sent in the JSON body or the form, counted as the login it names, hashed."""
 
     def key() -> str | None:
         body = request.get_json(silent=True) if request.is_json else request.form
         value = body.get(name) if isinstance(body, Mapping) else None
         if not isinstance(value, str) or not value.strip():
             return None
-        return digest(unicodedata.normalize("NFKC", value.strip()).casefold())
+        return digest(login_of(value))
 
     return key
+
+
+def login_of(email: str) -> str:
+    """The one spelling of every way to write a login email: email-validator's normalisation (as
+    identify normalises the login), the domain in its ASCII (IDNA) form so that `exämple.com`
+    and `xn--exmple-cua.com` are one domain, and no case (as activate compares logins). An
+    address email-validator refuses is only stripped and case-folded: identify refuses it too,
+    but the attempt still counts."""
+    address = email.strip()
+    try:
+        valid = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        pass
+    else:
+        address = f"{valid.local_part}@{valid.ascii_domain}"
+    return unicodedata.normalize("NFKC", address).casefold()
 
 
 def per_client(bucket: str, limits: str) -> Rule:

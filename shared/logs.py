@@ -114,8 +114,16 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         registration_id = getattr(record, "registration_id", None)
-        record.registration_tag = f" [{registration_id}]" if registration_id else ""
+        record.registration_tag = f" [{printable(str(registration_id))}]" if registration_id else ""
         return redaction.scrub(super().format(record))
+
+
+def printable(text: str) -> str:
+    """`text` on one line, as Python would write it in a string: the registration id comes
+    decoded from the URL, and `%0A` in it must not start a forged line of a text log. Backslashes
+    are doubled so that an escape cannot be mistaken for one the client typed."""
+    escaped = text.replace("\\", "\\\\")
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in escaped)
 
 
 def log_format(env: Mapping[str, str] | None = None) -> str:

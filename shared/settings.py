@@ -80,6 +80,8 @@ class Settings:
     captcha_enabled: bool = True
     # Seals activation tokens between activate and notify; required by both.
     secret_key: str | None = None
+    # The key SECRET_KEY replaced, while rotating: tokens it sealed still open (shared/sealing.py).
+    secret_key_previous: str | None = None
     sirene_dir: str = os.path.join(os.path.dirname(__file__), "..", "services", "structure", "data")
     mail_dir: str = "var/mail"
     # How long a read waits for an event not yet handled before answering 404.
@@ -126,6 +128,7 @@ class Settings:
             expiry_sweep_seconds=_int(env, "EXPIRY_SWEEP_SECONDS", defaults.expiry_sweep_seconds, 1),
             captcha_enabled=_bool(env, "CAPTCHA_ENABLED", defaults.captcha_enabled),
             secret_key=env.get("SECRET_KEY") or None,
+            secret_key_previous=env.get("SECRET_KEY_PREVIOUS") or None,
             sirene_dir=env.get("SIRENE_DIR") or defaults.sirene_dir,
             mail_dir=env.get("MAIL_DIR") or defaults.mail_dir,
             event_wait_seconds=_int(env, "EVENT_WAIT_MS", round(defaults.event_wait_seconds * 1000)) / 1000,

@@ -3,6 +3,11 @@
 Pages are server-rendered and work without JavaScript; the one script (the live password
 meter) is an addition. Every form carries a CSRF token (Flask-WTF): the session cookie is
 shared by the services of the one origin, which all sign it with SECRET_KEY.
+
+The defence against cross-site forms is that token (tied to the session) and the session
+cookie's `SameSite=Lax`; the Referer is not checked. Flask-WTF checks it on HTTPS by default
+(`WTF_CSRF_SSL_STRICT`), but the pages send `Referrer-Policy: no-referrer` (activation links
+carry their token in the path), so behind TLS every form would be refused.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ def install(app: Flask, service: str, settings: Any) -> None:
         SESSION_COOKIE_SECURE=secure,
         WTF_CSRF_CHECK_DEFAULT=False,  # checked by page blueprints only: the JSON API has no cookies
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        WTF_CSRF_SSL_STRICT=False,  # no Referer to check: see the module's docstring
     )
     _csrf.init_app(app)
     app.jinja_env.globals.update(steps=STEPS, service=service, country_names=country_names)

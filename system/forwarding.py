@@ -48,6 +48,9 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+GATEWAY_HEADERS = frozenset({"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
+"""Not the client's to remove through its `Connection` header: Host names the site asked for,
+and the gateway itself writes the X-Forwarded-* ones for the service (`system.gateway`)."""
 SAFE_TO_RESEND = frozenset({"GET", "HEAD", "OPTIONS"})
 CHUNK_SIZE = 64 * 1024
 BUFFERED_BODY_MAX = 64 * 1024  # larger bodies are streamed to the service, not held in memory
@@ -193,13 +196,21 @@ def _wsgi_bytes(text: str) -> bytes:
         return text.encode("utf-8")
 
 
+def connection_options(value: str | None) -> frozenset[str]:
+    """The header names a `Connection` header lists (lower case): they concern this hop only."""
+    return frozenset(token.strip().lower() for token in (value or "").split(",") if token.strip())
+
+
 def request_headers(environ: dict) -> dict[str, str]:
-    """The client's headers but the hop-by-hop ones; Host as the client sent it."""
+    """The client's headers but the hop-by-hop ones, including those its `Connection` header
+    names (RFC 9110 §7.6.1: `Connection: close, X-Secret` keeps X-Secret from the service);
+    Host as the client sent it."""
+    dropped = HOP_BY_HOP | (connection_options(environ.get("HTTP_CONNECTION")) - GATEWAY_HEADERS)
     headers = {}
     for key, value in environ.items():
         if key.startswith("HTTP_") and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
             name = key[5:].replace("_", "-").title()
-            if name.lower() not in HOP_BY_HOP:
+            if name.lower() not in dropped:
                 headers[name] = value
     if environ.get("CONTENT_TYPE"):
         headers["Content-Type"] = environ["CONTENT_TYPE"]
@@ -230,8 +241,10 @@ def request_body(environ: dict, headers: dict[str, str]) -> tuple[Body, bool]:
 
 
 def response_headers(answer: urllib3.BaseHTTPResponse) -> list[tuple[str, str]]:
-    """The service's headers but the hop-by-hop ones, each `Set-Cookie` on its own."""
-    return [(name.title(), value) for name, value in answer.headers.items() if name.lower() not in HOP_BY_HOP]
+    """The service's headers but the hop-by-hop ones and those its `Connection` header names,
+    each `Set-Cookie` on its own."""
+    dropped = HOP_BY_HOP | connection_options(answer.headers.get("Connection"))
+    return [(name.title(), value) for name, value in answer.headers.items() if name.lower() not in dropped]
 
 
 def _phrase(status: int) -> str:

@@ -60,7 +60,7 @@ class Undeliverable(Exception):
 
 def _activation(facts: dict[str, Any], settings: Settings) -> domain.ActivationEmail:
     try:
-        token = unseal(facts["sealed_token"], settings.require_secret_key())
+        token = unseal(facts["sealed_token"], settings.require_secret_key(), settings.secret_key_previous)
     except InvalidToken as exc:
         raise Undeliverable(
             "the activation token cannot be unsealed (SECRET_KEY differs from activate's?)"

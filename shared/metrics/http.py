@@ -1,5 +1,10 @@
 """Counting and timing HTTP requests: Flask apps by their URL rule, any WSGI app by a route of
-the caller's choice (the gateway labels what it forwards by service: `/activate/*`)."""
+the caller's choice (the gateway labels what it forwards by service: `/activate/*`).
+
+Every label value comes from a small fixed set: the route is a rule, never the path, and the
+method is one of `STANDARD_METHODS` or `OTHER`. A client chooses the method it sends (any token
+is valid HTTP), so labelling it as sent would let anyone create series without end.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,13 @@ from werkzeug.wsgi import ClosingIterator
 from shared.metrics.counters import observe_request
 
 UNMATCHED = "<unmatched>"
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"})
+OTHER_METHOD = "OTHER"
+
+
+def method_label(method: str) -> str:
+    """The `method` label of a request: its method if standard, `OTHER` for any other."""
+    return method if method in STANDARD_METHODS else OTHER_METHOD
 
 
 def instrument(app: Flask) -> None:
@@ -28,7 +40,9 @@ def instrument(app: Flask) -> None:
         started = g.get("portal_started")
         if started is not None:
             route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
-            observe_request(request.method, route, response.status_code, time.perf_counter() - started)
+            observe_request(
+                method_label(request.method), route, response.status_code, time.perf_counter() - started
+            )
         return response
 
 
@@ -43,7 +57,7 @@ class WsgiMetrics:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.perf_counter()
-        method = environ.get("REQUEST_METHOD", "GET")
+        method = method_label(environ.get("REQUEST_METHOD", "GET"))
         route = self.route_of(environ)
         status = ["500"]
 

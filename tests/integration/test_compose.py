@@ -8,12 +8,14 @@ also run by Debian's nginx (`make test` installs it), in front of a recording ba
 
 from __future__ import annotations
 
+import http.client
 import importlib
 import importlib.util
 import json
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -21,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,6 +40,7 @@ from tests.servers import free_port, required_tool
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
+NGINX_TLS_CONF = ROOT / "deploy" / "nginx-tls.conf"
 DOCKERFILE = ROOT / "Dockerfile"
 SERVICES = ("identify", "structure", "activate", "notify")
 GATEWAY_ROUTES = {"/identify/", "/structure/", "/activate/", "/notify/", "= /healthz"}
@@ -473,8 +477,8 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def _runnable_config(tmp_path: Path, port: int, backend_port: int) -> Path:
-    text = NGINX_CONF.read_text()
+def _runnable_config(tmp_path: Path, port: int, backend_port: int, source: Path = NGINX_CONF) -> Path:
+    text = source.read_text()
     text = text.replace("listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;")
     text = re.sub(r"set \$upstream \w+:8000;", f"set $upstream 127.0.0.1:{backend_port};", text)
     text = text.replace("access_log /dev/stdout", f"access_log {tmp_path}/access.log")
@@ -551,3 +555,203 @@ def test_gateway_config_forwards_unchanged_and_masks_tokens(tmp_path):
     assert token not in log
     assert log.count("[masked]") == 4  # three paths and one Referer
     assert "/healthz" in log and "lang=fr" in log
+
+
+# --- behind TLS, and the metrics kept for the scraper ---------------------------------------------
+
+
+def _server_blocks(tree: list) -> list[list]:
+    (http,) = [block for name, _, block in tree if name == "http"]
+    return [block for name, _, block in http if name == "server"]
+
+
+def _without_servers(tree: list) -> list:
+    """The http block's own directives (maps, log format, geo…), servers left out."""
+    (http,) = [block for name, _, block in tree if name == "http"]
+    return [directive for directive in http if directive[0] not in ("server", "set_real_ip_from")]
+
+
+def test_tls_config_is_the_gateway_on_443_with_the_client_address_from_the_load_balancer(nginx):
+    tls = nginx_tree(NGINX_TLS_CONF.read_text())
+    (plain,) = _server_blocks(nginx)
+    redirect, secure = _server_blocks(tls)
+    assert [args for _, args, _ in directives(redirect, "listen")] == [["80", "default_server"]]
+    assert [args for _, args, _ in directives(redirect, "return")] == [["301", "https://$host$request_uri"]]
+    assert [args for _, args, _ in directives(secure, "listen")] == [
+        ["443", "ssl", "http2", "default_server"]
+    ]
+    # Same routes, headers, metrics rule and masked logs as nginx.conf.
+    assert routes(secure) == routes(plain)
+
+    def hsts(directive: tuple) -> bool:
+        return directive[0] == "add_header" and directive[1][0] == "Strict-Transport-Security"
+
+    assert [d for d in plain if d[0] != "listen"] == [
+        (name, args, [d for d in block if not hsts(d)] if block is not None else None)
+        for name, args, block in secure
+        if name != "listen" and not name.startswith("ssl_") and not hsts((name, args))
+    ]
+    plain_http = [d for d in _without_servers(nginx) if d[0] not in ("real_ip_header", "real_ip_recursive")]
+    tls_http = [d for d in _without_servers(tls) if d[0] not in ("real_ip_header", "real_ip_recursive")]
+    assert tls_http == plain_http
+    assert [a for _, a, _ in directives(tls, "real_ip_header")] == [["X-Forwarded-For"]]
+    assert [a for _, a, _ in directives(tls, "real_ip_recursive")] == [["on"]]
+    assert directives(tls, "set_real_ip_from"), "which load balancer to trust is set"
+    protocols = {a for _, args, _ in directives(secure, "ssl_protocols") for a in args}
+    assert protocols == {"TLSv1.2", "TLSv1.3"}
+    hsts = [a for _, a, _ in directives(secure, "add_header") if a[0] == "Strict-Transport-Security"]
+    assert len(hsts) == 2 and all(a[-1] == "always" for a in hsts), "on the server and on @unavailable"
+
+
+def test_metrics_are_refused_to_all_but_the_scraper(nginx):
+    (geo,) = directives(nginx, "geo")
+    assert geo[1] == ["$metrics_reader"]
+    readers = {key: args[0] for key, args, _ in geo[2]}
+    assert readers.pop("default") == "0" and readers and set(readers.values()) == {"1"}
+    for path in ("/metrics", "/identify/metrics", "/notify/metrics", "/anything/metrics"):
+        assert apply_map(nginx, "$metrics_path", path) == "1", path
+    for path in ("/identify/", "/identify/metrics/x", "/identify/api/metrics/1"):
+        assert apply_map(nginx, "$metrics_path", path) == "0", path
+    (block,) = [b for _, a, b in directives(nginx, "map") if a[1] == "$metrics_refused"]
+    assert [(key, args) for key, args, _ in block] == [("1:0", ["1"]), ("default", ["0"])]
+    (server,) = _server_blocks(nginx)
+    (check,) = [(args, block) for name, args, block in server if name == "if"]
+    assert check[0] == ["($metrics_refused)"]
+    ((directive, args, _),) = check[1]
+    assert (directive, args[0]) == ("return", "403")
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    certificate, key = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return certificate, key
+
+
+@contextmanager
+def _nginx_running(tmp_path: Path, config: Path, port: int) -> Iterator[None]:
+    process = subprocess.Popen(
+        [required_tool("nginx"), "-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "startup.log")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextmanager
+def _recording_backend() -> Iterator[int]:
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    _Recorder.seen.clear()
+    try:
+        yield backend.server_address[1]
+    finally:
+        backend.shutdown()
+        backend.server_close()
+
+
+def test_both_configs_pass_nginx_t(tmp_path):
+    binary = required_tool("nginx")
+    certificate, key = _self_signed(tmp_path)
+    for source in (NGINX_CONF, NGINX_TLS_CONF):
+        config = _runnable_config(tmp_path, free_port(), 9, source)
+        text = config.read_text().replace("/etc/nginx/tls/fullchain.pem", str(certificate))
+        text = text.replace("/etc/nginx/tls/privkey.pem", str(key))
+        text = text.replace("listen 443 ssl", f"listen 127.0.0.1:{free_port()} ssl")
+        config.write_text(text)
+        result = subprocess.run(
+            [binary, "-t", "-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "test.log")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 0, f"{source.name}: {result.stdout}{result.stderr}"
+
+
+def test_gateway_config_refuses_metrics_from_outside(tmp_path):
+    port = free_port()
+    with _recording_backend() as backend_port:
+        config = _runnable_config(tmp_path, port, backend_port)
+        base = f"http://127.0.0.1:{port}"
+        with _nginx_running(tmp_path, config, port):  # 127.0.0.1 is the scraper here
+            assert _get(f"{base}/identify/metrics") == (200, {"path": "/identify/metrics"})
+        text = config.read_text()
+        assert "        127.0.0.1 1;\n" in text
+        config.write_text(text.replace("        127.0.0.1 1;\n", "        192.0.2.1 1;\n"))
+        _Recorder.seen.clear()
+        with _nginx_running(tmp_path, config, port):  # now 127.0.0.1 is anyone
+            for path in (
+                "/identify/metrics",
+                "/activate/metrics",
+                "/metrics",
+                "/identify//metrics",
+                "/identify/%6detrics",
+                "/identify/metrics?x=1",
+            ):
+                status, body = _get(f"{base}{path}")
+                assert status == 403 and body["code"] == 403, path
+            assert _get(f"{base}/identify/") == (200, {"path": "/identify/"})
+        assert [path for path, _ in _Recorder.seen] == ["/identify/"]
+
+
+def test_tls_config_serves_https_and_takes_the_client_address_from_the_balancer(tmp_path):
+    certificate, key = _self_signed(tmp_path)
+    port, tls_port = free_port(), free_port()
+    with _recording_backend() as backend_port:
+        config = _runnable_config(tmp_path, port, backend_port, NGINX_TLS_CONF)
+        text = config.read_text().replace("/etc/nginx/tls/fullchain.pem", str(certificate))
+        text = text.replace("/etc/nginx/tls/privkey.pem", str(key))
+        text = text.replace("listen 443 ssl", f"listen 127.0.0.1:{tls_port} ssl")
+        # The test's load balancer is this host.
+        text = text.replace("set_real_ip_from 10.0.0.0/8;", "set_real_ip_from 127.0.0.1;")
+        config.write_text(text)
+        with _nginx_running(tmp_path, config, tls_port):
+            context = ssl.create_default_context(cafile=str(certificate))
+            context.check_hostname = False
+            request = urllib.request.Request(
+                f"https://127.0.0.1:{tls_port}/identify/", headers={"X-Forwarded-For": "198.51.100.4"}
+            )
+            with urllib.request.urlopen(request, timeout=5, context=context) as answer:
+                assert answer.status == 200
+                assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("POST", "/identify/", headers={"Host": "portail.example"})
+            redirect = connection.getresponse()
+            assert redirect.status == 301
+            assert redirect.headers["Location"] == "https://portail.example/identify/"
+    ((path, headers),) = _Recorder.seen
+    assert path == "/identify/"
+    assert headers["x-forwarded-proto"] == "https"
+    assert headers["x-forwarded-for"] == "198.51.100.4", "the address the balancer saw"
