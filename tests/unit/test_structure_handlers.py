@@ -9,34 +9,18 @@ import pytest
 from services.structure import domain, handlers
 from services.structure.captcha import WRONG_ANSWER, CaptchaExpired, CaptchaMaker
 from services.structure.domain import Features, Identity, StructureFields, UserForm
-from services.structure.sirene import Establishment
 from shared.events import new_event
 from tests.clock import Clock
 from tests.unit.fakes.structure import FakeSirene, FakeStructureUnitOfWork
+from tests.unit.test_structure_domain import GOOD_STRUCTURE
+from tests.unit.test_structure_domain import SEED as SEED_ESTABLISHMENT
 
 SEED = "81880244900038"
 CLOSED = "31719324100013"
 LOGIN = "francoise.fleur@example.fr"
 TTL = 86400
 ANSWER = "HK7RNA"
-OPEN = Establishment(
-    siret=SEED,
-    open=True,
-    diffusible=True,
-    company_name="SNC AU PIED DE COCHON LGE",
-    label="",
-    address="59 RUE DE TOCQUEVILLE",
-    address_complement_1="",
-    address_complement_2="",
-    postal_code="75017",
-    city="PARIS 17",
-)
-GOOD_STRUCTURE = StructureFields(
-    company_name="SNC AU PIED DE COCHON LGE",
-    address="59 RUE DE TOCQUEVILLE",
-    postal_code="75017",
-    city="PARIS 17",
-)
+OPEN = SEED_ESTABLISHMENT
 
 
 
