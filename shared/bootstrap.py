@@ -22,6 +22,7 @@ import redis
 from flask import Blueprint, Flask, current_app
 
 from shared import limits, logs, web
+from shared.arrivals import Arrivals
 from shared.bus import Consumer, Handler, UnitOfWorkFactory
 from shared.http_api import add_health_routes, create_service_app
 from shared.redis_checks import check_durability
@@ -39,6 +40,18 @@ class Wiring:
     settings: Settings
     redis: redis.Redis
     clock: Clock = field(default=time.time)
+
+
+def arrivals(wiring: Wiring, group: str, event_type: str) -> Arrivals:
+    """The records `group`'s consumer makes from `event_type`, for requests to wait on."""
+    settings = wiring.settings
+    return Arrivals(
+        wiring.redis,
+        group,
+        event_type,
+        timeout=settings.event_wait_seconds,
+        max_waiting=settings.event_waits_per_process,
+    )
 
 
 def base_dependencies(settings: Settings | None, client: redis.Redis | None) -> tuple[Settings, redis.Redis]:

@@ -12,6 +12,10 @@ group, which is also how a dead consumer's entries are finished by a live one). 
 `max_deliveries` deliveries it is copied to the `dead-letters` stream with the reason and
 acknowledged, so the rest of the stream keeps flowing.
 
+A consumer built with `announce=True` also publishes, in the same transaction, the subject of
+each event it handled on `{group}:handled`: requests waiting for what its handlers make are
+woken by it (`shared.arrivals`).
+
 Observed: every line logged while an entry is dealt with names the event's subject, the
 registration (`shared.logs`); events published (when their transaction commits), handled,
 retried and dead-lettered are counted (`shared.metrics`).
@@ -26,10 +30,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import redis
 
 from shared import logs, metrics
+from shared.arrivals import handled_channel
 from shared.events import Event, stream_for
 from shared.settings import Settings
 from shared.unit_of_work import RedisUnitOfWork, UnitOfWork
@@ -82,6 +88,7 @@ class Consumer:
         block_ms: int = 1000,
         batch: int = 20,
         stream_maxlen: int = DEFAULT_MAXLEN,
+        announce: bool = False,
     ) -> None:
         self.redis = client
         self.group = group
@@ -95,11 +102,18 @@ class Consumer:
         self.block_ms = block_ms
         self.batch = batch
         self.stream_maxlen = stream_maxlen
+        # Requests waiting for what a handler makes are woken by this (`shared.arrivals`).
+        self.announce_channel = handled_channel(group) if announce else None
         self.streams = {stream_for(t): t for t in self.handlers}
         self._counted = {stream: _Counted(stream, group) for stream in self.streams}
         self._groups_ready = False
         self._read_own_pending = True
         self._next_claim = 0.0
+
+    @cached_property
+    def _uow(self) -> RedisUnitOfWork:
+        """One unit of work for every entry: a consumer handles one entry at a time."""
+        return self.unit_of_work()
 
     def ensure_groups(self) -> None:
         """Create the group on each stream, from the start so that earlier events are handled."""
@@ -224,19 +238,22 @@ class Consumer:
         )
 
     def _apply(self, delivery: Delivery, event: Event, handler: Handler) -> None:
-        """Run the handler; its writes, the seen-marker and the XACK commit together.
+        """Run the handler; its writes, the seen-marker and the XACK commit together (with,
+        when the consumer announces, a notice of the event's subject).
 
         The seen-marker is a guarded read: a copy of this entry handled meanwhile by another
         consumer (after a claim) makes the commit run the body again, which then finds the
         marker and only acknowledges."""
         seen_key = f"{self.group}:seen:{event.source}:{event.id}"
-        uow = self.unit_of_work()
+        uow = self._uow
 
         def body() -> None:
             (seen,) = uow.read(seen_key, ("EXISTS", seen_key))
             if not seen:
                 handler(event, uow)
                 uow.writes.set(seen_key, "1", ex=SEEN_TTL_SECONDS)
+                if self.announce_channel:
+                    uow.writes.publish(self.announce_channel, event.subject)
             uow.writes.xack(delivery.stream, self.group, delivery.entry_id)
 
         uow.run(body)

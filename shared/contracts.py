@@ -136,6 +136,16 @@ class RegistrationExpiredData(_EventData):
     pass
 
 
+class StructureReleasedData(_EventData):
+    """A structure whose first account was not activated in time: its identifier is free again,
+    and the pending account of its registration expires with it."""
+
+    structure_id = fields.String(required=True)
+    identifier_type = fields.String(required=True)
+    identifier = fields.String(required=True)
+    released_at = fields.DateTime(required=True)
+
+
 # --- the events as objects: what a producer builds and the unit of work publishes ---------------
 
 
@@ -216,6 +226,14 @@ class RegistrationExpired(DomainEvent):
     pass
 
 
+@dataclass(frozen=True)
+class StructureReleased(DomainEvent):
+    structure_id: str
+    identifier_type: str
+    identifier: str
+    released_at: str
+
+
 _SCHEMAS: dict[str, Schema] = {
     schema.__name__.removesuffix("Data"): schema()
     for schema in (
@@ -227,6 +245,7 @@ _SCHEMAS: dict[str, Schema] = {
         ActivationTokenExpiredData,
         AccountActivatedData,
         RegistrationExpiredData,
+        StructureReleasedData,
     )
 }
 

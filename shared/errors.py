@@ -6,6 +6,7 @@ from __future__ import annotations
 class DomainError(Exception):
     status = 422
     default_message = "Certaines informations sont invalides."
+    headers: dict[str, str] = {}  # read-only here; Busy gives its own
 
     def __init__(self, message: str | None = None, errors: dict[str, list[str]] | None = None) -> None:
         self.errors = errors or {}
@@ -37,6 +38,17 @@ class Conflict(DomainError):
 class Gone(DomainError):
     status = 410
     default_message = "Ce lien d'activation n'est plus valable."
+
+
+class Busy(DomainError):
+    """Too many requests of this process are waiting already: come back in a moment."""
+
+    status = 503
+    default_message = "Le service est très sollicité. Réessayez dans quelques secondes."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 def gather(*checks):

@@ -149,7 +149,7 @@ def create_service_app(service: str, title: str, settings: Any) -> tuple[Flask, 
 
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError):
-        return error_response(error.status, error.message, error.errors or None)
+        return error_response(error.status, error.message, error.errors or None, error.headers)
 
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)

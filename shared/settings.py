@@ -56,10 +56,15 @@ RATE_LIMIT_DEFAULTS = {
     "RATE_LIMIT_REGISTRATION_PER_EMAIL": "5 per hour;20 per day",
     "RATE_LIMIT_STRUCTURE_PER_IP": "20 per minute;200 per hour",
     "RATE_LIMIT_STRUCTURE_PER_REGISTRATION": "10 per minute;30 per hour",
+    "RATE_LIMIT_CAPTCHA_PER_IP": "20 per minute;200 per hour",
+    "RATE_LIMIT_CAPTCHA_PER_REGISTRATION": "10 per minute;30 per hour",
     "RATE_LIMIT_RESEND_PER_IP": "10 per minute;50 per hour",
     "RATE_LIMIT_RESEND_PER_REGISTRATION": "2 per minute;10 per day",
     "RATE_LIMIT_ACTIVATION_PER_IP": "30 per minute;300 per hour",
     "RATE_LIMIT_ACTIVATION_PER_TOKEN": "10 per minute;50 per hour",
+    "RATE_LIMIT_LINK_REQUEST_PER_IP": "10 per minute;50 per hour",
+    "RATE_LIMIT_LINK_REQUEST_PER_EMAIL": "3 per hour;10 per day",
+    "RATE_LIMIT_STEP_READS_PER_IP": "60 per minute;600 per hour",
 }
 
 
@@ -84,8 +89,13 @@ class Settings:
     secret_key_previous: str | None = None
     sirene_dir: str = os.path.join(os.path.dirname(__file__), "..", "services", "structure", "data")
     mail_dir: str = "var/mail"
-    # How long a read waits for an event not yet handled before answering 404.
+    # The mailbox pages and API (`/notify/mailbox`): set by `make run` only when it runs the local
+    # mail catcher and the gateway listens on a loopback address; they show every activation link.
+    mailbox_enabled: bool = False
+    # How long a read waits for an event not yet handled before answering 404, and how many
+    # requests of one process may wait at once (beyond: 503 with Retry-After; shared/arrivals.py).
     event_wait_seconds: float = 5.0
+    event_waits_per_process: int = 2
     # Event consumers: an entry idle this long on a consumer is claimed by another.
     event_claim_idle_ms: int = 30000
     event_max_deliveries: int = 5
@@ -98,10 +108,15 @@ class Settings:
     rate_limit_registration_per_email: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_REGISTRATION_PER_EMAIL"]
     rate_limit_structure_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_STRUCTURE_PER_IP"]
     rate_limit_structure_per_registration: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_STRUCTURE_PER_REGISTRATION"]
+    rate_limit_captcha_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_CAPTCHA_PER_IP"]
+    rate_limit_captcha_per_registration: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_CAPTCHA_PER_REGISTRATION"]
     rate_limit_resend_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_RESEND_PER_IP"]
     rate_limit_resend_per_registration: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_RESEND_PER_REGISTRATION"]
     rate_limit_activation_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_ACTIVATION_PER_IP"]
     rate_limit_activation_per_token: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_ACTIVATION_PER_TOKEN"]
+    rate_limit_link_request_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_LINK_REQUEST_PER_IP"]
+    rate_limit_link_request_per_email: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_LINK_REQUEST_PER_EMAIL"]
+    rate_limit_step_reads_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_STEP_READS_PER_IP"]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -131,7 +146,9 @@ class Settings:
             secret_key_previous=env.get("SECRET_KEY_PREVIOUS") or None,
             sirene_dir=env.get("SIRENE_DIR") or defaults.sirene_dir,
             mail_dir=env.get("MAIL_DIR") or defaults.mail_dir,
+            mailbox_enabled=_bool(env, "MAILBOX_ENABLED", defaults.mailbox_enabled),
             event_wait_seconds=_int(env, "EVENT_WAIT_MS", round(defaults.event_wait_seconds * 1000)) / 1000,
+            event_waits_per_process=_int(env, "EVENT_WAITS_PER_PROCESS", defaults.event_waits_per_process, 1),
             event_claim_idle_ms=_int(env, "EVENT_CLAIM_IDLE_MS", defaults.event_claim_idle_ms, 1),
             event_max_deliveries=_int(env, "EVENT_MAX_DELIVERIES", defaults.event_max_deliveries, 1),
             event_stream_maxlen=_int(env, "EVENT_STREAM_MAXLEN", defaults.event_stream_maxlen, 1000),

@@ -1,17 +1,12 @@
-"""Redis connections, and waiting for a projection that an event has not filled yet."""
+"""Redis connections."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 from shared.settings import Settings
-
-T = TypeVar("T")
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -24,22 +19,6 @@ def connect(settings: Settings) -> redis.Redis:
         health_check_interval=15,
         retry_on_timeout=True,
     )
-
-
-def wait_for(fetch: Callable[[], T | None], timeout: float) -> T | None:
-    """Call `fetch` until it returns something or `timeout` seconds pass.
-
-    Used when a request arrives before the event that prepares its data has been handled:
-    the answer waits a little instead of being wrong or half-built.
-    """
-    deadline = time.monotonic() + timeout
-    pause = 0.005
-    while True:
-        value = fetch()
-        if value is not None or time.monotonic() >= deadline:
-            return value
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 2, 0.1)
 
 
 def public_url(url: str) -> str:

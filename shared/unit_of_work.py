@@ -19,6 +19,7 @@ watch to undo.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -38,6 +39,11 @@ Command = tuple[Any, ...]
 NOT_WRITES = frozenset({"watch", "unwatch", "reset", "multi", "execute", "discard"})
 
 
+@functools.cache
+def _is_write(name: str) -> bool:
+    return not name.startswith("_") and name not in NOT_WRITES and callable(getattr(CoreCommands, name, None))
+
+
 class StagedWrites:
     """Redis write commands recorded now and sent at commit, between MULTI and EXEC.
 
@@ -49,11 +55,12 @@ class StagedWrites:
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
     def __getattr__(self, name: str) -> Callable[..., None]:
-        if name.startswith("_") or name in NOT_WRITES or not callable(getattr(CoreCommands, name, None)):
+        if not _is_write(name):
             raise AttributeError(name)
+        calls = self.calls
 
         def record(*args: Any, **kwargs: Any) -> None:
-            self.calls.append((name, args, kwargs))
+            calls.append((name, args, kwargs))
 
         return record
 
@@ -148,8 +155,8 @@ class RedisUnitOfWork(UnitOfWork):
             metrics.EVENTS_PUBLISHED.labels(event_type).inc()
 
     def _forget_recorded(self) -> None:
-        self.writes = StagedWrites()
-        self._events = []
+        self.writes.calls.clear()
+        self._events.clear()
 
 
 class InMemoryUnitOfWork(UnitOfWork):

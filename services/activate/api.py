@@ -13,13 +13,15 @@ from services.activate import handlers
 from services.activate.bootstrap import Activate
 from services.activate.catalogue import SECRET_QUESTIONS, WORKSPACES
 from services.activate.domain import Account
-from services.activate.links import NextStep, TokenGone
+from services.activate.links import LINK_REQUESTED, NextStep, TokenGone
 from services.activate.schemas import (
     AccountCreatedSchema,
     ActivatedSchema,
     ActivateSchema,
     ActivationPageSchema,
     ChooseWorkspacesSchema,
+    LinkRequestedSchema,
+    LinkRequestSchema,
     LinkSentSchema,
     TokenGoneSchema,
     WorkspacesPageSchema,
@@ -40,17 +42,24 @@ def wiring() -> Activate:
 
 def account(registration_id: str) -> Account:
     w = wiring()
-    return handlers.find_account(registration_id, w.uow(), w.wait_seconds)
+    return handlers.find_account(registration_id, w.uow(), w.structures)
 
 
 def choose(command: handlers.ChooseWorkspaces) -> Account:
     w = wiring()
-    return handlers.choose_workspaces(command, w.uow(), w.links, w.wait_seconds)
+    return handlers.choose_workspaces(command, w.uow(), w.links, w.structures)
 
 
 def resend(registration_id: str) -> Account:
     w = wiring()
-    return handlers.resend_activation_link(registration_id, w.uow(), w.links, w.wait_seconds)
+    return handlers.resend_activation_link(registration_id, w.uow(), w.links, w.structures)
+
+
+def request_link(login_email: str) -> None:
+    """A new link for the account awaiting activation with `login_email`, if any: the caller
+    learns nothing of the outcome."""
+    w = wiring()
+    handlers.request_activation_link(handlers.RequestActivationLink(login_email), w.uow(), w.links)
 
 
 def open_link(token: str) -> Account:
@@ -104,6 +113,17 @@ class ActivationEmail(MethodView):
         """Send a new activation link; the previous one stops working."""
         resend(registration_id)
         return {"status": "sent"}
+
+
+@blp.route("/activation-links")
+class ActivationLinks(MethodView):
+    @blp.arguments(LinkRequestSchema)
+    @blp.response(202, LinkRequestedSchema)
+    def post(self, body):
+        """A new link for the account awaiting activation with this login email, if there is one
+        (the previous link stops working); the same answer whatever the email."""
+        request_link(body["login_email"])
+        return {"status": "accepted", "message": LINK_REQUESTED}
 
 
 @blp.route("/activations/<token>")

@@ -40,16 +40,29 @@ def create_app(
 
 
 def token_gone(error: TokenGone):
-    """410 like every error answer, plus what a page needs to offer a new link (the pages render
-    their own answer for a dead link: this is the JSON API's)."""
-    extra = {"registration_id": error.registration_id, "reason": error.reason}
-    return error_response(error.status, error.message, extra=extra)
+    """410 like every error answer, plus what became of the link (the pages render their own
+    answer for a dead link: this is the JSON API's). Never the registration id: it would open the
+    account's data and its resend to whoever holds an old link."""
+    return error_response(error.status, error.message, extra={"reason": error.reason})
 
 
 def guards(settings: Settings) -> list[limits.Guard]:
-    """The resend and the activation link, API and page alike. A link is counted by its token's
-    SHA-256: the token itself never reaches Redis."""
+    """Step 3's reads, the resend, the request of a new link by login email and the activation
+    link, API and page alike. An email is counted as the login it names and a link by its token, both by their
+    SHA-256: neither reaches Redis in clear."""
     return [
+        limits.Guard(
+            endpoints=("activate.ActivationLinks", "activate_pages.request_link"),
+            methods=("POST",),
+            rules=(
+                limits.per_client("link-request-ip", settings.rate_limit_link_request_per_ip),
+                limits.Rule(
+                    "link-request-email",
+                    settings.rate_limit_link_request_per_email,
+                    limits.email_field("login_email"),
+                ),
+            ),
+        ),
         limits.Guard(
             endpoints=("activate.ActivationEmail", "activate_pages.resend"),
             methods=("POST",),
@@ -61,6 +74,11 @@ def guards(settings: Settings) -> list[limits.Guard]:
                     limits.path_value("registration_id"),
                 ),
             ),
+        ),
+        limits.Guard(
+            endpoints=("activate.Workspaces", "activate_pages.workspaces", "activate_pages.created"),
+            methods=("GET",),
+            rules=(limits.per_client("step3-read-ip", settings.rate_limit_step_reads_per_ip),),
         ),
         limits.Guard(
             endpoints=("activate.Activation", "activate_pages.activation", "activate_pages.activate"),

@@ -12,7 +12,8 @@ from argon2 import PasswordHasher
 from services.activate.passwords import make_hasher
 from services.activate.repository import ActivateUnitOfWork
 from services.activate.tokens import LinkMaker
-from shared.bootstrap import Clock, Wiring, base_dependencies
+from shared.arrivals import Arrivals
+from shared.bootstrap import Clock, Wiring, arrivals, base_dependencies
 from shared.settings import Settings
 
 SERVICE = "activate"
@@ -34,10 +35,10 @@ class Activate(Wiring):
     def links(self) -> LinkMaker:
         return LinkMaker(self.sealing_key, self.settings.activation_ttl_seconds)
 
-    @property
-    def wait_seconds(self) -> float:
-        """How long a request waits for a StructureConfirmed not handled yet."""
-        return self.settings.event_wait_seconds
+    @cached_property
+    def structures(self) -> Arrivals:
+        """The pending accounts the consumer opens from StructureConfirmed, for step 3 to wait on."""
+        return arrivals(self, SERVICE, "StructureConfirmed")
 
 
 def bootstrap(

@@ -13,7 +13,7 @@ HANDLERS = {"StructureConfirmed": handlers.on_structure_confirmed}
 
 
 def build(wiring: Activate, **options: Any) -> Consumer:
-    return event_consumer(SERVICE, wiring, HANDLERS, wiring.uow, **options)
+    return event_consumer(SERVICE, wiring, HANDLERS, wiring.uow, announce=True, **options)
 
 
 if __name__ == "__main__":

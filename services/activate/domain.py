@@ -66,6 +66,11 @@ class Account:
         """Its last link expired unused: the person must ask for a new one."""
         return self.status is AccountStatus.EXPIRED
 
+    @property
+    def awaits_activation(self) -> bool:
+        """Past step 3 and not active yet: a new link can be asked for by its login email."""
+        return self.status in (AccountStatus.AWAITING_ACTIVATION, AccountStatus.EXPIRED)
+
 
 def pending_account(registration_id: str, account_id: str, confirmed: dict[str, Any]) -> Account:
     """The account that a StructureConfirmed (its data) opens, before step 3."""
@@ -87,6 +92,24 @@ def pending_account(registration_id: str, account_id: str, confirmed: dict[str, 
 def login_key(login_email: str) -> str:
     """How a login email is compared: case does not matter."""
     return unicodedata.normalize("NFKC", login_email.strip()).casefold()
+
+
+LOGIN_EMAIL_MAX_LENGTH = 254
+
+
+def requested_login(login_email: str) -> str:
+    """The login email typed to ask for a new link, as logins are compared (`login_key`).
+
+    Only its presence and length are checked: any other text is an email that no account uses,
+    and gets the same answer as one."""
+    if not login_email.strip():
+        raise Invalid.on("login_email", "Saisissez votre adresse électronique de connexion.")
+    if len(login_email) > LOGIN_EMAIL_MAX_LENGTH:
+        raise Invalid.on(
+            "login_email",
+            f"L'adresse électronique de connexion doit contenir au plus {LOGIN_EMAIL_MAX_LENGTH} caractères.",
+        )
+    return login_key(login_email)
 
 
 # --- what cannot be done now -----------------------------------------------------------------------

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 
 from services.activate import domain, links, passwords, tokens
-from services.activate.domain import Account, Credentials, Holder
+from services.activate.domain import Account, AlreadyActive, Credentials, Holder
 from services.activate.links import NextStep, SweepStep, TokenGone, TokenRecord, TokenState
 from services.activate.tokens import LinkMaker
+from shared.arrivals import Awaiting, NoWait
 from shared.errors import Invalid, NotFound
 from shared.events import Event
-from shared.store import wait_for
 from shared.unit_of_work import UnitOfWork
 
 MAX_ID_LENGTH = 64
@@ -43,26 +43,26 @@ def on_structure_confirmed(event: Event, uow: UnitOfWork) -> None:
 # --- step 3 --------------------------------------------------------------------------------------
 
 
-def find_account(registration_id: str, uow: UnitOfWork, wait_seconds: float) -> Account:
+def find_account(registration_id: str, uow: UnitOfWork, arrivals: Awaiting) -> Account:
     """The account, waiting a little for a StructureConfirmed not handled yet; else 404.
 
     Inside `uow.run` each look is a guarded read, so that a command reads the account once."""
     account = None
     if 0 < len(registration_id) <= MAX_ID_LENGTH:
-        account = wait_for(lambda: uow.accounts.get(registration_id), wait_seconds)
+        account = arrivals.wait_for(registration_id, lambda: uow.accounts.get(registration_id))
     if account is None:
         raise NotFound()
     return account
 
 
-def workspaces_to_choose(registration_id: str, uow: UnitOfWork, wait_seconds: float) -> Account:
+def workspaces_to_choose(registration_id: str, uow: UnitOfWork, arrivals: Awaiting) -> Account:
     """Step 3's page: the account still choosing its workspaces (WorkspacesAlreadyChosen after)."""
-    return domain.ensure_workspaces_can_be_chosen(find_account(registration_id, uow, wait_seconds))
+    return domain.ensure_workspaces_can_be_chosen(find_account(registration_id, uow, arrivals))
 
 
-def account_created(registration_id: str, uow: UnitOfWork, wait_seconds: float) -> Account:
+def account_created(registration_id: str, uow: UnitOfWork, arrivals: Awaiting) -> Account:
     """The "account created" page: an account past step 3 (WorkspacesNotChosen before)."""
-    return domain.ensure_workspaces_chosen(find_account(registration_id, uow, wait_seconds))
+    return domain.ensure_workspaces_chosen(find_account(registration_id, uow, arrivals))
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class ChooseWorkspaces:
 
 
 def choose_workspaces(
-    cmd: ChooseWorkspaces, uow: UnitOfWork, link_maker: LinkMaker, wait_seconds: float
+    cmd: ChooseWorkspaces, uow: UnitOfWork, link_maker: LinkMaker, arrivals: Awaiting
 ) -> Account:
     """Step 3: keep the workspaces, create the account's first link, ask for the email.
 
@@ -83,7 +83,7 @@ def choose_workspaces(
     link = link_maker.new(now)
 
     def record() -> Account:
-        account = domain.ensure_workspaces_can_be_chosen(find_account(cmd.registration_id, uow, wait_seconds))
+        account = domain.ensure_workspaces_can_be_chosen(find_account(cmd.registration_id, uow, arrivals))
         chosen, events = domain.choose_workspaces(account, workspaces, link, _login_holder(uow, account), now)
         uow.accounts.save(chosen)
         uow.tokens.add(TokenRecord(link.token_hash, chosen.registration_id, link.expires_at))
@@ -94,7 +94,7 @@ def choose_workspaces(
 
 
 def resend_activation_link(
-    registration_id: str, uow: UnitOfWork, link_maker: LinkMaker, wait_seconds: float
+    registration_id: str, uow: UnitOfWork, link_maker: LinkMaker, arrivals: Awaiting
 ) -> Account:
     """A new link; the previous one stops working in the same transaction.
 
@@ -104,7 +104,7 @@ def resend_activation_link(
     link = link_maker.new(now)
 
     def record() -> Account:
-        account = domain.ensure_link_can_be_resent(find_account(registration_id, uow, wait_seconds))
+        account = domain.ensure_link_can_be_resent(find_account(registration_id, uow, arrivals))
         holder = _login_holder(uow, account)
         if account.token_hash:
             _retire(uow, account.token_hash)
@@ -115,6 +115,35 @@ def resend_activation_link(
         return renewed
 
     return uow.run(record)
+
+
+@dataclass(frozen=True)
+class RequestActivationLink:
+    login_email: str
+
+
+NO_WAIT = NoWait()  # the index names accounts already stored: no StructureConfirmed to wait for
+
+
+def request_activation_link(cmd: RequestActivationLink, uow: UnitOfWork, link_maker: LinkMaker) -> int:
+    """A new link for each account awaiting activation with the login email typed (at most
+    `links.MAX_LINKS_PER_REQUEST`), sent as `resend_activation_link` sends it: the previous link
+    stops working. Asked by whoever holds a dead link, who is told nothing of the outcome.
+
+    An unknown email, an account still choosing its workspaces and an active account's email change
+    nothing, and cost the same two reads as any request; only a link due adds the resend's own
+    transaction. Returns how many links went out, for the tests: never for the answer."""
+    login = domain.requested_login(cmd.login_email)
+    active_owner = uow.active_logins.owner(login)
+    awaiting = uow.accounts.awaiting_activation(login, links.MAX_LINKS_PER_REQUEST)
+    renewed = 0
+    for registration_id in links.renewed_on_request(active_owner, awaiting):
+        try:
+            resend_activation_link(registration_id, uow, link_maker, NO_WAIT)
+        except (NotFound, AlreadyActive):  # gone or activated since the index was read
+            continue
+        renewed += 1
+    return renewed
 
 
 def _retire(uow: UnitOfWork, token_hash: str) -> None:
@@ -157,7 +186,8 @@ def open_activation(token: str, uow: UnitOfWork) -> Account:
 
 
 def after_dead_link(gone: TokenGone, uow: UnitOfWork) -> NextStep:
-    """What the page of a link that no longer works offers: a new link, signing in, or nothing."""
+    """What the page of a link that no longer works offers: a new link (asked by the login email,
+    `request_activation_link`), signing in, or nothing."""
     return links.after_dead_link(uow.accounts.get(gone.registration_id))
 
 

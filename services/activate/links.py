@@ -9,7 +9,7 @@ for whoever opens it, before the sweep comes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -39,7 +39,10 @@ class TokenRecord:
 
 
 class TokenGone(Gone):
-    """A link that existed but can no longer be used; the page offers to send a new one."""
+    """A link that existed but can no longer be used; the page offers to send a new one.
+
+    `registration_id` tells the pages what became of the account (`after_dead_link`); it never
+    leaves the service: whoever holds a dead link asks for a new one by the login email."""
 
     def __init__(self, message: str, registration_id: str, reason: TokenState) -> None:
         super().__init__(message)
@@ -152,6 +155,22 @@ def after_dead_link(account: Account | None) -> NextStep:
     if account is None:
         return NextStep.NONE
     return NextStep.SIGN_IN if account.is_active else NextStep.NEW_LINK
+
+
+MAX_LINKS_PER_REQUEST = 3
+LINK_REQUESTED = (
+    "Si un compte en attente d'activation utilise cette adresse électronique de connexion, un nouveau "
+    "lien d'activation vient d'y être envoyé ; l'ancien lien ne fonctionne plus."
+)
+
+
+def renewed_on_request(active_owner: str | None, awaiting: Sequence[str]) -> list[str]:
+    """The registrations whose link a request by login email renews: those awaiting activation
+    with it (read most recent first, at most MAX_LINKS_PER_REQUEST), and none once an active
+    account uses the email: their links could activate nothing (one active account per login)."""
+    if active_owner is not None:
+        return []
+    return list(awaiting[:MAX_LINKS_PER_REQUEST])
 
 
 def previous_link_fate(previous: TokenRecord | None) -> TokenState | None:

@@ -1,4 +1,5 @@
-"""Steps 3 and 4 as web pages: workspaces, the account created, the activation link.
+"""Steps 3 and 4 as web pages: workspaces, the account created, the activation link, and a new
+link asked for by the login email (what a dead link's page offers).
 
 Same handlers as the JSON API; a page renders what a handler returns, or the domain error it
 raises. The activation token is in the path of the step 4 pages: it is never logged
@@ -15,15 +16,16 @@ from flask import redirect, render_template, request, url_for
 from services.activate import api, handlers
 from services.activate.catalogue import SECRET_QUESTIONS, WORKSPACES
 from services.activate.domain import (
+    LOGIN_EMAIL_MAX_LENGTH,
     Account,
     AlreadyActive,
     RefusedForm,
     WorkspacesAlreadyChosen,
     WorkspacesNotChosen,
 )
-from services.activate.links import NextStep, TokenGone, TokenState, UnknownLink
+from services.activate.links import LINK_REQUESTED, NextStep, TokenGone, TokenState, UnknownLink
 from shared.contracts import Role
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, Invalid, NotFound
 from shared.web import page_blueprint, problem_page
 from shared.wording import validity_in_words
 
@@ -59,6 +61,7 @@ GONE_TITLES = {
     TokenState.USED: "Ce lien d'activation a déjà été utilisé",
     TokenState.REPLACED: "Ce lien d'activation a été remplacé par un lien plus récent",
 }
+LOGIN_EMAIL_LABEL = "Adresse électronique de connexion"
 ALREADY_ACTIVE_TITLE = "Votre compte est déjà actif"
 ALREADY_ACTIVE = (
     "Votre compte est déjà actif : connectez-vous avec votre adresse électronique de connexion et votre "
@@ -96,7 +99,7 @@ def _workspaces_form(registration_id: str, choices: dict[str, bool], errors: dic
     """The form (422 with `errors`); once the workspaces are chosen, the "created" page."""
     wiring = api.wiring()
     try:
-        account = handlers.workspaces_to_choose(registration_id, wiring.uow(), wiring.wait_seconds)
+        account = handlers.workspaces_to_choose(registration_id, wiring.uow(), wiring.structures)
     except WorkspacesAlreadyChosen:
         return _to_created(registration_id)
     except NotFound as error:
@@ -138,7 +141,7 @@ def _read_switches(form) -> tuple[dict[str, bool], dict[str, list[str]]]:
 def created(registration_id: str):
     wiring = api.wiring()
     try:
-        account = handlers.account_created(registration_id, wiring.uow(), wiring.wait_seconds)
+        account = handlers.account_created(registration_id, wiring.uow(), wiring.structures)
     except WorkspacesNotChosen:
         return _to_workspaces(registration_id)
     except NotFound as error:
@@ -156,7 +159,7 @@ def created(registration_id: str):
 
 @bp.post("/registrations/<registration_id>/activation-email")
 def resend(registration_id: str):
-    """A new link (the old one stops working), asked from the created page or a dead link's page."""
+    """A new link (the old one stops working), asked from the created page."""
     try:
         account = api.resend(registration_id)
     except WorkspacesNotChosen:
@@ -172,6 +175,51 @@ def resend(registration_id: str):
         account=account,
         validity=_validity(),
     )
+
+
+# --- a new link asked for by the login email ----------------------------------------------------
+
+
+@bp.get("/activation-links")
+def link_request():
+    return _link_request_form("", {})
+
+
+@bp.post("/activation-links")
+def request_link():
+    """The same page whatever the email: whether an account awaits activation with it is not told."""
+    login_email = request.form.get("login_email", "")
+    try:
+        api.request_link(login_email)
+    except Invalid as refused:
+        return _link_request_form(login_email, dict(refused.errors)), 422
+    return render_template(
+        "activate/link_requested.html",
+        title="Demande de nouveau lien enregistrée",
+        step=STEP_ACTIVATION,
+        message=LINK_REQUESTED,
+        validity=_validity(),
+    )
+
+
+def _link_request_form(login_email: str, errors: dict[str, list[str]]):
+    return render_template(
+        "activate/link_request.html",
+        title="Recevoir un nouveau lien d'activation",
+        step=STEP_ACTIVATION,
+        validity=_validity(),
+        **_link_request_fields(login_email, errors),
+    )
+
+
+def _link_request_fields(login_email: str, errors: dict[str, list[str]]) -> dict[str, object]:
+    """What `activate/link_request_form.html` shows: the email typed and its error, if any."""
+    return {
+        "login_email": login_email,
+        "errors": errors,
+        "labels": {"login_email": LOGIN_EMAIL_LABEL},
+        "max_length": LOGIN_EMAIL_MAX_LENGTH,
+    }
 
 
 # --- step 4: the activation link -----------------------------------------------------------------
@@ -239,22 +287,23 @@ def _render_activation(token: str, account: Account, form: dict[str, str], error
 
 
 def _link_gone(gone: TokenGone):
-    """410: say what happened to the link, and what can be done next."""
+    """410: say what happened to the link, and what can be done next. A new link is asked for
+    with the login email: nothing on the page names the account (no registration id)."""
     title = GONE_TITLES[gone.reason]
     next_step = api.after_dead_link(gone)
     if next_step is NextStep.NEW_LINK:
         message = (
-            "Pour activer votre compte, demandez un nouveau lien : il vous sera envoyé par courriel à votre "
-            f"adresse électronique de connexion et restera valable {_validity()}."
+            "Pour activer votre compte, demandez un nouveau lien en saisissant votre adresse électronique "
+            f"de connexion : il y sera envoyé par courriel et restera valable {_validity()}."
         )
-        return problem_page(
-            gone,
-            STEP_ACTIVATION,
+        page = render_template(
+            "activate/link_gone.html",
             title=title,
             message=message,
-            action_url=url_for(".resend", registration_id=gone.registration_id),
-            action_label="Recevoir un nouveau lien",
+            step=STEP_ACTIVATION,
+            **_link_request_fields("", {}),
         )
+        return page, gone.status
     message = ALREADY_ACTIVE if next_step is NextStep.SIGN_IN else gone.message
     return problem_page(gone, STEP_ACTIVATION, title=title, message=message)
 

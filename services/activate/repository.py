@@ -6,6 +6,11 @@
 - `activate:token-deadlines` (sorted set): token hash → expiry, for the sweep;
 - `activate:active-login:{login key}` (string): the registration whose active account uses the
   login email;
+- `activate:awaiting-login:{login key}` (sorted set): the registrations whose account awaits
+  activation with the login email, scored by their last link's expiry (the most recent last).
+  Kept by `AccountRepository.save` with the account itself, in the same transaction: an account
+  joins it when its first link goes out and leaves it when it becomes active. Like the account,
+  it has no expiry;
 - `activate:credentials:{registration_id}` (hash): the password's and the answer's hashes.
 
 Repositories read through the unit of work (inside `run`, each read watches what it reads, in
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import json
 
+from services.activate import domain
 from services.activate.domain import Account, AccountStatus, Credentials
 from services.activate.links import TokenRecord, TokenState
 from shared.contracts import Role
@@ -39,6 +45,10 @@ def _token_key(token_hash: str) -> str:
 
 def _active_login_key(login_key: str) -> str:
     return f"activate:active-login:{login_key}"
+
+
+def _awaiting_login_key(login_key: str) -> str:
+    return f"activate:awaiting-login:{login_key}"
 
 
 def _account_fields(account: Account) -> dict[str, str]:
@@ -103,7 +113,20 @@ class AccountRepository:
         return _account(registration_id, fields)
 
     def save(self, account: Account) -> None:
+        """The account, and its place in the index of accounts awaiting activation by login."""
         self.uow.writes.hset(_account_key(account.registration_id), mapping=_account_fields(account))
+        awaiting = _awaiting_login_key(domain.login_key(account.login_email))
+        if account.awaits_activation:
+            self.uow.writes.zadd(awaiting, {account.registration_id: account.token_expires_at or 0})
+        elif account.is_active:
+            self.uow.writes.zrem(awaiting, account.registration_id)
+
+    def awaiting_activation(self, login_key: str, limit: int) -> list[str]:
+        """The registrations whose account awaits activation with this login (`domain.login_key`),
+        the one whose last link went out most recently first, at most `limit`."""
+        key = _awaiting_login_key(login_key)
+        (found,) = self.uow.read(key, ("ZREVRANGE", key, 0, limit - 1))
+        return list(found)
 
 
 class TokenRepository:

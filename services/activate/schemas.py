@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
+from services.activate.domain import LOGIN_EMAIL_MAX_LENGTH
 from shared.schemas import Count, Length, PortalSchema
 
 
@@ -58,6 +59,21 @@ class LinkSentSchema(PortalSchema):
     status = fields.String()
 
 
+class LinkRequestSchema(PortalSchema):
+    login_email = fields.String(
+        required=True,
+        validate=Length(max=LOGIN_EMAIL_MAX_LENGTH),
+        metadata={"description": "L'adresse électronique de connexion du compte à activer."},
+    )
+
+
+class LinkRequestedSchema(PortalSchema):
+    """202, the same whatever the email: nothing tells whether an account uses it."""
+
+    status = fields.String(metadata={"description": "accepted"})
+    message = fields.String()
+
+
 class ActivationPageSchema(PortalSchema):
     login_email = fields.String()
     contact_email = fields.String()
@@ -95,10 +111,10 @@ class ActivatedSchema(PortalSchema):
 
 
 class TokenGoneSchema(PortalSchema):
-    """410: the link expired, was used or was replaced; `registration_id` lets a page resend."""
+    """410: the link expired, was used or was replaced. Nothing in it names the account: a new
+    link is asked for with the login email (`POST /activate/api/activation-links`)."""
 
     code = fields.Integer()
     status = fields.String()
     message = fields.String()
-    registration_id = fields.String()
     reason = fields.String(metadata={"description": "expired, used ou replaced"})

@@ -1,17 +1,21 @@
-"""notify's JSON API: the messages the local mail catcher saved (MAIL_DIR)."""
+"""notify's JSON API: the messages the local mail catcher saved (MAIL_DIR).
+
+Registered only with MAILBOX_ENABLED, and answered only to a client of this machine asking by a
+loopback name (`mailbox_access`)."""
 
 from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.notify import handlers
+from services.notify import handlers, mailbox_access
 from services.notify.schemas import MessageSchema, MessageSummarySchema
 from shared.bootstrap import wiring_of
 
 blp = Blueprint(
     "mailbox", __name__, url_prefix="/notify/api", description="Messages saved by the local mail catcher"
 )
+blp.before_request(mailbox_access.from_this_machine_only)
 
 
 def _mail_dir() -> str:

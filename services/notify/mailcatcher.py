@@ -1,7 +1,8 @@
 """`python -m services.notify.mailcatcher`: a local SMTP server that keeps every message.
 
 `make run` starts it when no SMTP_HOST is set: it listens on 127.0.0.1:SMTP_PORT (default
-1025) and saves each message under MAIL_DIR, where `/notify/mailbox` shows them.
+1025) and saves each message under MAIL_DIR, where `/notify/mailbox` shows them
+(registered only when `make run` runs this catcher on a loopback gateway: `MAILBOX_ENABLED`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The mailbox pages: what the local mail catcher received, for `make run` without SMTP."""
+"""The mailbox pages: what the local mail catcher received, for `make run` without SMTP.
+
+Registered only with MAILBOX_ENABLED, and answered only to a client of this machine asking by a
+loopback name (`mailbox_access`)."""
 
 from __future__ import annotations
 
@@ -9,11 +12,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import Blueprint, render_template
 from markupsafe import Markup, escape
 
-from services.notify import handlers
+from services.notify import handlers, mailbox_access
 from shared.bootstrap import wiring_of
 from shared.errors import NotFound
 
 bp = Blueprint("notify_pages", __name__, url_prefix="/notify", template_folder="templates")
+bp.before_request(mailbox_access.from_this_machine_only)
 
 _URL = re.compile(r"https?://[^\s<>\"']+")
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)

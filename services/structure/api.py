@@ -15,8 +15,9 @@ from flask_smorest import Blueprint
 
 from services.structure import domain, handlers
 from services.structure.bootstrap import Structure
-from services.structure.captcha import NewCaptcha
+from services.structure.captcha import IssuedCaptcha, SealingKeys
 from services.structure.schemas import (
+    CaptchaRequestSchema,
     CaptchaSchema,
     ConfirmStructureSchema,
     RegistrationFormSchema,
@@ -39,7 +40,7 @@ def captcha_required() -> bool:
 
 def form(registration_id: str) -> domain.Registration:
     wiring = _wiring()
-    return handlers.registration_form(registration_id, wiring.uow(), wiring.settings.event_wait_seconds)
+    return handlers.registration_form(registration_id, wiring.uow(), wiring.registrations)
 
 
 def confirm(command: handlers.ConfirmStructure) -> domain.NewStructure:
@@ -49,16 +50,30 @@ def confirm(command: handlers.ConfirmStructure) -> domain.NewStructure:
         wiring.uow(),
         wiring.sirene,
         captcha_required=captcha_required(),
-        wait_seconds=wiring.settings.event_wait_seconds,
+        arrivals=wiring.registrations,
     )
 
 
-def new_captcha() -> NewCaptcha:
+def _sealing_keys() -> SealingKeys:
+    settings = _wiring().settings
+    return SealingKeys(settings.require_secret_key(), settings.secret_key_previous)
+
+
+def new_captcha(registration_id: str | None = None, *, with_image: bool = False) -> IssuedCaptcha:
+    """A new challenge, for `registration_id` when one is named (the page's own, or the API's
+    `?registration_id=`); its image drawn now only `with_image`."""
     wiring = _wiring()
-    return handlers.issue_captcha(wiring.uow(), wiring.captchas)
+    return handlers.issue_captcha(
+        wiring.uow(),
+        wiring.captchas,
+        _sealing_keys(),
+        registration_id,
+        with_image=with_image,
+        arrivals=wiring.registrations,
+    )
 
 
-def captcha_image_url(captcha: NewCaptcha) -> str:
+def captcha_image_url(captcha: IssuedCaptcha) -> str:
     return url_for("structure.CaptchaImage", captcha_id=captcha.captcha_id)
 
 
@@ -100,13 +115,18 @@ class RegistrationForm(MethodView):
 
 @blp.route("/captchas")
 class CaptchaChallenges(MethodView):
+    @blp.arguments(CaptchaRequestSchema, location="query")
     @blp.response(201, CaptchaSchema)
-    def post(self):
-        """A new bot challenge: its id and its image (valid 10 minutes, single use)."""
-        issued = new_captcha()
+    def post(self, query):
+        """A new bot challenge: its id and its image (valid 10 minutes, single use).
+
+        Naming the registration (`?registration_id=`) keeps only its latest few challenges
+        alive: a new one spends the oldest."""
+        issued = new_captcha(query.get("registration_id"), with_image=True)
+        png = issued.png or b""
         return {
             "captcha_id": issued.captcha_id,
-            "image": "data:image/png;base64," + base64.b64encode(issued.png).decode("ascii"),
+            "image": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
             "image_url": captcha_image_url(issued),
         }
 
@@ -115,6 +135,9 @@ class CaptchaChallenges(MethodView):
 class CaptchaImage(MethodView):
     @blp.alt_response(200, description="L'image PNG du défi", content_type="image/png", success=True)
     def get(self, captcha_id):
-        """The challenge's image, for pages that show it with an <img>."""
-        png = handlers.captcha_image(captcha_id, _wiring().uow())
+        """The challenge's image, for pages that show it with an <img>: drawn again (same text,
+        new noise) a few times at most per challenge, the image given by `POST /captchas`
+        included."""
+        wiring = _wiring()
+        png = handlers.captcha_image(captcha_id, wiring.uow(), wiring.captchas, _sealing_keys())
         return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})

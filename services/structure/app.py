@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 import redis
-from flask import Flask
+from flask import Flask, request
 
 from services.structure import api, pages
 from services.structure.bootstrap import SERVICE, Structure, bootstrap
@@ -29,13 +29,20 @@ def create_app(
     wiring = wiring or bootstrap(
         settings, client=client, clock=clock, sirene=sirene, captcha_text=captcha_text
     )
+    # The challenges' texts are sealed with SECRET_KEY (and the pages' forms signed with it):
+    # fail now, not in the middle of a request.
+    wiring.settings.require_secret_key()
     return service_app(
         SERVICE,
         "structure — étape 2",
         wiring,
         api=[api.blp],
         pages=pages.bp,
-        guards=[guard_step_two(wiring.settings)],
+        guards=[
+            guard_step_two(wiring.settings),
+            guard_step_two_reads(wiring.settings),
+            guard_captchas(wiring.settings),
+        ],
     )
 
 
@@ -53,3 +60,46 @@ def guard_step_two(settings: Settings) -> limits.Guard:
             ),
         ),
     )
+
+
+def guard_step_two_reads(settings: Settings) -> limits.Guard:
+    """Reading the step-2 form, API and page alike: an unknown id may be waited for a moment."""
+    return limits.Guard(
+        endpoints=("structure.RegistrationForm", "structure_pages.step_two"),
+        methods=("GET",),
+        rules=(limits.per_client("step2-read-ip", settings.rate_limit_step_reads_per_ip),),
+    )
+
+
+CAPTCHA_API = "structure.CaptchaChallenges"
+CAPTCHA_PAGES = ("structure_pages.step_two", "structure_pages.confirm")
+
+
+def guard_captchas(settings: Settings) -> limits.Guard:
+    """Every challenge issued: `POST /captchas`, and the step-2 page, whose every render (the
+    form, or the form refused) issues one. They share the buckets, per client address and per
+    registration (the page's, or the one the API names). The image's URL needs no bucket of
+    its own: each challenge's image is drawn twice at most (`captcha.DRAWS_PER_CHALLENGE`)."""
+    pages = CAPTCHA_PAGES if settings.captcha_enabled else ()  # switched off, a render issues none
+    return limits.Guard(
+        endpoints=(CAPTCHA_API, *pages),
+        methods=("GET", "POST"),
+        rules=(
+            limits.per_client("captcha-ip", settings.rate_limit_captcha_per_ip),
+            limits.Rule(
+                "captcha-registration", settings.rate_limit_captcha_per_registration, _captcha_registration
+            ),
+        ),
+    )
+
+
+_registration_in_path = limits.path_value("registration_id")
+
+
+def _captcha_registration() -> str | None:
+    """The registration a challenge is issued for: in the page's path, or the API's
+    `?registration_id=` (hashed when too long to be one, as `limits.path_value` does)."""
+    named = _registration_in_path() or request.args.get("registration_id")
+    if not named:
+        return None
+    return limits.digest(named) if len(named) > 64 else named

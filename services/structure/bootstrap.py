@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import redis
 
 from services.structure.captcha import CaptchaMaker, random_text
 from services.structure.repository import StructureUnitOfWork
 from services.structure.sirene import CsvSirene, Sirene
-from shared.bootstrap import Clock, Wiring, base_dependencies
+from shared.arrivals import Arrivals
+from shared.bootstrap import Clock, Wiring, arrivals, base_dependencies
 from shared.settings import Settings
 
 SERVICE = "structure"
@@ -26,6 +28,11 @@ class Structure(Wiring):
         return StructureUnitOfWork(
             self.redis, SERVICE, stream_maxlen=self.settings.event_stream_maxlen, clock=self.clock
         )
+
+    @cached_property
+    def registrations(self) -> Arrivals:
+        """The registrations the consumer keeps from RegistrationStarted, for step 2 to wait on."""
+        return arrivals(self, SERVICE, "RegistrationStarted")
 
 
 def bootstrap(

@@ -22,7 +22,7 @@ def handlers_of(wiring: Structure) -> dict[str, Handler]:
 
 
 def build(wiring: Structure, **options: Any) -> Consumer:
-    return event_consumer(SERVICE, wiring, handlers_of(wiring), wiring.uow, **options)
+    return event_consumer(SERVICE, wiring, handlers_of(wiring), wiring.uow, announce=True, **options)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,22 @@ import uuid
 from dataclasses import dataclass
 
 from services.structure import captcha, domain
-from services.structure.captcha import WRONG_ANSWER, CaptchaExpired, CaptchaMaker, NewCaptcha, StoredCaptcha
+from services.structure.captcha import (
+    WRONG_ANSWER,
+    CaptchaExpired,
+    CaptchaMaker,
+    IssuedCaptcha,
+    NewCaptcha,
+    SealingKeys,
+    StoredCaptcha,
+)
 from services.structure.domain import NewStructure, Registration
 from services.structure.repository import StructureUnitOfWork
 from services.structure.sirene import Establishment, Sirene
+from shared.arrivals import Awaiting, NoWait
 from shared.contracts import StructureConfirmed
 from shared.errors import DomainError
 from shared.events import Event
-from shared.store import wait_for
 from shared.timestamps import iso_utc
 
 # --- events ----------------------------------------------------------------------------------
@@ -46,13 +54,13 @@ def _establishment(sirene: Sirene, identity: domain.Identity) -> Establishment |
 # --- the step-2 form -------------------------------------------------------------------------
 
 
-def registration_form(registration_id: str, uow: StructureUnitOfWork, wait_seconds: float) -> Registration:
+def registration_form(registration_id: str, uow: StructureUnitOfWork, arrivals: Awaiting) -> Registration:
     """The registration behind the step-2 form, once RegistrationStarted has been handled.
 
-    A request may come before the event is handled: it waits for it (up to `wait_seconds`)
-    rather than answer an empty pre-fill. Raises UnknownRegistration or UnusableIdentifier.
+    A request may come before the event is handled: it waits for it (`arrivals`) rather than
+    answer an empty pre-fill. Raises UnknownRegistration or UnusableIdentifier (or Busy).
     """
-    return domain.form_of(wait_for(lambda: uow.registrations.get(registration_id), wait_seconds))
+    return domain.form_of(arrivals.wait_for(registration_id, lambda: uow.registrations.get(registration_id)))
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ def confirm_structure(
     sirene: Sirene,
     *,
     captcha_required: bool,
-    wait_seconds: float,
+    arrivals: Awaiting,
 ) -> NewStructure:
     """Step 2: check everything, then create the structure and publish StructureConfirmed.
 
@@ -91,7 +99,7 @@ def confirm_structure(
     Raises UnknownRegistration, AlreadyConfirmed, Refused or StructureExists.
     """
     captcha_id = cmd.captcha_id if captcha_required else None
-    registration, stored = _registration_and_challenge(uow, cmd.registration_id, captcha_id, wait_seconds)
+    registration, stored = _registration_and_challenge(uow, cmd.registration_id, captcha_id, arrivals)
     registration = domain.still_open(registration)
     identity = registration.identity
     confirmation, errors = domain.check_confirmation(
@@ -125,7 +133,7 @@ def confirm_structure(
 
 
 def _registration_and_challenge(
-    uow: StructureUnitOfWork, registration_id: str, captcha_id: str | None, wait_seconds: float
+    uow: StructureUnitOfWork, registration_id: str, captcha_id: str | None, arrivals: Awaiting
 ) -> tuple[Registration | None, StoredCaptcha | None]:
     """The registration (waited for, as the form is) and the challenge, in one round trip.
 
@@ -138,7 +146,7 @@ def _registration_and_challenge(
         )
         return None if registration is None else (registration, stored)
 
-    found = wait_for(fetch, wait_seconds)
+    found = arrivals.wait_for(registration_id, fetch)
     return found if found is not None else (None, None)
 
 
@@ -175,15 +183,53 @@ def _open_structure(
 # --- the bot challenge -----------------------------------------------------------------------
 
 
-def issue_captcha(uow: StructureUnitOfWork, maker: CaptchaMaker) -> NewCaptcha:
-    """A new challenge, kept (its answer hashed) until it expires or is checked."""
+def issue_captcha(
+    uow: StructureUnitOfWork,
+    maker: CaptchaMaker,
+    keys: SealingKeys,
+    registration_id: str | None = None,
+    *,
+    with_image: bool = False,
+    arrivals: Awaiting = NoWait(),
+) -> IssuedCaptcha:
+    """A new challenge, kept (its answer hashed, its text sealed) until it expires or is checked.
+
+    Issued for a registration (waited for, as the form is; UnknownRegistration otherwise), it
+    spends the registration's oldest challenges beyond `KEPT_PER_REGISTRATION`, in the same
+    transaction. `with_image` draws the image now (it counts as one of its drawings)."""
+    if registration_id is not None:
+        registration = arrivals.wait_for(registration_id, lambda: uow.registrations.get(registration_id))
+        if registration is None:
+            raise domain.UnknownRegistration()
     new = maker.make(uow.clock())
-    uow.run(uow.captchas.add, new)
-    return new
+    png = maker.draw(new.text) if with_image else None
+    uow.run(_keep_captcha, uow, new, keys.seal(new.text), registration_id, 0 if png is None else 1)
+    return IssuedCaptcha(new.captcha_id, png)
 
 
-def captcha_image(captcha_id: str, uow: StructureUnitOfWork) -> bytes:
-    png = uow.captchas.image(captcha_id)
-    if png is None:
+def _keep_captcha(
+    uow: StructureUnitOfWork, new: NewCaptcha, sealed_text: str, registration_id: str | None, draws: int
+) -> None:
+    uow.captchas.add(new, sealed_text, draws)
+    if registration_id is not None:
+        issued = uow.captchas.issued_for(registration_id)
+        uow.captchas.record_issue(registration_id, new, captcha.to_spend(issued, uow.clock()))
+
+
+def captcha_image(captcha_id: str, uow: StructureUnitOfWork, maker: CaptchaMaker, keys: SealingKeys) -> bytes:
+    """The challenge's image, drawn again from its sealed text. Raises CaptchaExpired when it is
+    unknown, expired or drawn `DRAWS_PER_CHALLENGE` times already."""
+    sealed_text = uow.run(_count_drawing, uow, captcha_id)
+    text = keys.unseal(sealed_text) if sealed_text is not None else None
+    if text is None:
         raise CaptchaExpired()
-    return png
+    return maker.draw(text)
+
+
+def _count_drawing(uow: StructureUnitOfWork, captcha_id: str) -> str | None:
+    """The challenge's sealed text, if it may be drawn once more; that drawing is counted."""
+    kept = uow.captchas.drawing(captcha_id)
+    if kept is None or not captcha.may_draw(kept, uow.clock()):
+        return None
+    uow.captchas.count_drawing(captcha_id)
+    return kept.sealed_text

@@ -153,7 +153,9 @@ def _typed(form: Mapping[str, str]) -> dict[str, Any]:
 def _render(registration: Registration, values: dict[str, Any], errors: dict[str, list[str]]):
     captcha = None
     if api.captcha_required():
-        issued = api.new_captcha()  # a new challenge at every render: the last one is spent
+        # A new challenge at every render (the last one is spent), for this registration: it
+        # keeps only its latest few. Its image is drawn when the page's <img> loads it.
+        issued = api.new_captcha(registration.registration_id)
         captcha = {"id": issued.captcha_id, "image_url": api.captcha_image_url(issued)}
     identity = registration.identity
     return render_template(

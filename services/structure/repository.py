@@ -5,7 +5,10 @@
 - `structure:structure:{structure_id}` (hash): a structure;
 - `structure:by-identifier:{country}:{type}:{identifier}` (string): the structure id of an
   identity, the guard that makes one structure per identity;
-- `structure:captcha:{captcha_id}` (hash): a bot challenge (answer hash, expiry, image).
+- `structure:captcha:{captcha_id}` (hash): a bot challenge: its answer's hash, its expiry, its
+  text sealed with SECRET_KEY and how many times its image was drawn (the image is not kept);
+- `structure:registration-captchas:{registration_id}` (hash): the challenges issued for a
+  registration, id → expiry, so that issuing one more can spend the oldest.
 
 Repositories map these keys to domain objects and back; they decide nothing. A read can be
 asked on its own (`registrations.get`) or, as a `Read`, together with others in one round trip
@@ -15,13 +18,12 @@ challenge at once.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, TypeVar
 
-from services.structure.captcha import NewCaptcha, StoredCaptcha
+from services.structure.captcha import KeptDrawing, NewCaptcha, StoredCaptcha
 from services.structure.domain import Identity, LookupOutcome, NewStructure, Registration, StructureFields
 from shared.unit_of_work import RedisUnitOfWork
 
@@ -44,6 +46,10 @@ def _identity_key(identity: Identity) -> str:
 
 def _captcha_key(captcha_id: str) -> str:
     return f"structure:captcha:{captcha_id}"
+
+
+def _issued_captchas_key(registration_id: str) -> str:
+    return f"structure:registration-captchas:{registration_id}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,13 @@ def _stored_captcha(values: list[str | None]) -> StoredCaptcha | None:
     if not answer or not expires_at:
         return None
     return StoredCaptcha(answer, float(expires_at))
+
+
+def _kept_drawing(values: list[str | None]) -> KeptDrawing | None:
+    sealed_text, expires_at, draws = values
+    if not sealed_text or not expires_at:
+        return None
+    return KeptDrawing(sealed_text, float(expires_at), int(draws or 0))
 
 
 def _structure_mapping(structure: NewStructure) -> dict[str, str]:
@@ -157,25 +170,50 @@ class CaptchaRepository:
         key = _captcha_key(captcha_id)
         return Read(key, ("HMGET", key, "answer_hash", "expires_at"), _stored_captcha)
 
-    def image(self, captcha_id: str) -> bytes | None:
+    def drawing(self, captcha_id: str) -> KeptDrawing | None:
+        """What is needed to draw the challenge's image again (watched inside `run`)."""
         key = _captcha_key(captcha_id)
-        (encoded,) = self.uow.read(key, ("HGET", key, "png"))
-        return base64.b64decode(encoded) if encoded else None
+        (values,) = self.uow.read(key, ("HMGET", key, "sealed_text", "expires_at", "draws"))
+        return _kept_drawing(values)
 
-    def add(self, captcha: NewCaptcha) -> None:
+    def count_drawing(self, captcha_id: str) -> None:
+        """After `drawing` watched the key: should it expire meanwhile, EXEC is aborted (Redis
+        6.0.9 and later), so HINCRBY never brings back a dead challenge without an expiry."""
+        self.uow.writes.hincrby(_captcha_key(captcha_id), "draws", 1)
+
+    def add(self, captcha: NewCaptcha, sealed_text: str, draws: int) -> None:
+        """The challenge, `draws` times drawn already: its answer hashed, its text sealed."""
         key = _captcha_key(captcha.captcha_id)
         self.uow.writes.hset(
             key,
             mapping={
                 "answer_hash": captcha.stored.answer_hash,
                 "expires_at": repr(captcha.stored.expires_at),
-                "png": base64.b64encode(captcha.png).decode("ascii"),
+                "sealed_text": sealed_text,
+                "draws": draws,
             },
         )
         self.uow.writes.expire(key, captcha.ttl_seconds)
 
     def remove(self, captcha_id: str) -> None:
         self.uow.writes.delete(_captcha_key(captcha_id))
+
+    def issued_for(self, registration_id: str) -> dict[str, float]:
+        """The challenges issued for the registration, id → expiry (watched inside `run`); some
+        may be spent already."""
+        key = _issued_captchas_key(registration_id)
+        (issued,) = self.uow.read(key, ("HGETALL", key))
+        return {captcha_id: float(expires_at) for captcha_id, expires_at in issued.items()}
+
+    def record_issue(self, registration_id: str, captcha: NewCaptcha, spent: list[str]) -> None:
+        """`captcha` issued for the registration; the challenges `spent` removed, from it too."""
+        key = _issued_captchas_key(registration_id)
+        for captcha_id in spent:
+            self.uow.writes.delete(_captcha_key(captcha_id))
+        if spent:
+            self.uow.writes.hdel(key, *spent)
+        self.uow.writes.hset(key, captcha.captcha_id, repr(captcha.stored.expires_at))
+        self.uow.writes.expire(key, captcha.ttl_seconds)
 
 
 class StructureUnitOfWork(RedisUnitOfWork):

@@ -8,13 +8,15 @@ above every limit of `domain`: they only keep oversized values from going any fu
 
 from __future__ import annotations
 
-from marshmallow import fields
+from marshmallow import EXCLUDE, fields
 
+from services.structure.captcha import KEPT_PER_REGISTRATION
 from shared.schemas import Length, PortalSchema
 
 TEXT_MAX = 500  # above every limit of domain (the longest, the address, is 150)
 EMAIL_MAX = 320  # 64 for the local part, @, 255 for the domain
 CAPTCHA_MAX = 64
+REGISTRATION_ID_MAX = 64
 
 
 def _text(description: str, max_length: int = TEXT_MAX) -> fields.String:
@@ -92,7 +94,24 @@ class StructureCreatedSchema(PortalSchema):
     structure_id = fields.String()
 
 
+class CaptchaRequestSchema(PortalSchema):
+    """`POST /captchas` takes no body; the registration it is for may be named in the query."""
+
+    class Meta:
+        unknown = EXCLUDE  # other query parameters (a cache buster…) are ignored, as before
+
+    registration_id = fields.String(
+        validate=Length(min=1, max=REGISTRATION_ID_MAX),
+        metadata={
+            "description": "L'inscription pour laquelle le défi est demandé (facultatif) : "
+            f"seuls ses {KEPT_PER_REGISTRATION} derniers défis restent valables"
+        },
+    )
+
+
 class CaptchaSchema(PortalSchema):
     captcha_id = fields.String()
     image = fields.String(metadata={"description": "L'image, en data URL PNG"})
-    image_url = fields.String(metadata={"description": "La même image, en PNG"})
+    image_url = fields.String(
+        metadata={"description": "L'image du même défi, en PNG (mêmes caractères, dessinés à nouveau)"}
+    )

@@ -213,6 +213,7 @@ def test_an_expired_link_then_a_new_one(chromium, short_ttl_system):
     page.goto(old)
     expect(page.get_by_text(re.compile("expiré")).first).to_be_visible()
     look(page, "desktop-erreur-4-lien-expire")
+    page.get_by_label(re.compile("^Adresse électronique de connexion")).fill(email)
     page.get_by_role("button", name="Recevoir un nouveau lien").click()
     expect(page.get_by_text(re.compile("nouveau lien")).first).to_be_visible()
     look(page, "desktop-erreur-4-nouveau-lien-envoye")

@@ -1,8 +1,9 @@
 """What activate's integration tests share: the events that lead to step 3, its consumer, the
-links it sends, a clock the tests move, and a form that activates."""
+links it sends, a form that activates, and the Redis work a request does."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -102,3 +103,15 @@ def at_step_four(
     answer = api.post(f"/activate/api/registrations/{registration_id}/workspaces", json={})
     assert answer.status_code == 201, answer.json
     return latest_token(client, settings, registration_id)
+
+
+def redis_work(client: redis.Redis, request: Callable[[], object]) -> dict[str, int]:
+    """The commands Redis executed for `request`, by name, with how many times each ran (its own
+    counters, reset just before): what a request does, whatever the machine's speed."""
+    client.config_resetstat()
+    request()
+    return {
+        name.removeprefix("cmdstat_"): counts["calls"]
+        for name, counts in client.info("commandstats").items()
+        if not name.startswith(("cmdstat_config", "cmdstat_info"))
+    }

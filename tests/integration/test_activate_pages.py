@@ -315,25 +315,43 @@ def resend_form(answer) -> str:
     return match.group(1)
 
 
-def test_an_expired_link_offers_a_new_one(client, redis_client, consumer, settings, clock):
+def link_request_form(answer) -> str:
+    """The action of the form that asks for a new link by the login email (and of no other)."""
+    body = answer.get_data(as_text=True)
+    (action,) = re.findall(r'<form method="post" action="([^"]+)" novalidate>', body)
+    assert re.search(r'<input id="login_email" name="login_email" type="email"', body)
+    return action
+
+
+def ask_for_link(client, page, login_email: str = "marie.curie@example.fr"):
+    return client.post(
+        link_request_form(page), data={"csrf_token": csrf_of(page), "login_email": login_email}
+    )
+
+
+REQUESTED = (
+    "Si un compte en attente d'activation utilise cette adresse électronique de connexion, un nouveau "
+    "lien d'activation vient d'y être envoyé ; l'ancien lien ne fonctionne plus."
+)
+
+
+def test_an_expired_link_offers_a_new_one_by_the_login_email(client, redis_client, consumer, settings, clock):
     token = first_token(client, redis_client, consumer, settings)
     clock.advance(settings.activation_ttl_seconds + 1)
     answer = client.get(f"/activate/activations/{token}")
     assert answer.status_code == 410
     page = text(answer)
     assert "Ce lien d'activation a expiré" in page and "valable 60 minutes" in page
-    assert "Recevoir un nouveau lien" in page
-    assert resend_form(answer) == "/activate/registrations/r1/activation-email"
-    assert token not in answer.get_data(as_text=True)
+    assert "Recevoir un nouveau lien" in page and "Adresse électronique de connexion" in page
+    assert link_request_form(answer) == "/activate/activation-links"
+    body = answer.get_data(as_text=True)
+    assert token not in body and "/registrations/" not in body  # nothing names the account
     posted = client.post(f"/activate/activations/{token}", data={"csrf_token": csrf_of(answer), **GOOD})
     assert posted.status_code == 410 and "a expiré" in text(posted)
 
-    sent = client.post(resend_form(answer), data={"csrf_token": csrf_of(answer)})
-    assert sent.status_code == 200
-    assert (
-        "Un nouveau lien d'activation vient de vous être envoyé à marie.curie@example.fr ; "
-        "l'ancien lien ne fonctionne plus." in text(sent)
-    )
+    sent = ask_for_link(client, answer, "Marie.Curie@example.fr")
+    assert sent.status_code == 200 and REQUESTED in text(sent)
+    assert "Ce lien est valable 60 minutes." in text(sent)
     fresh = latest_token(redis_client, settings, "r1")
     assert fresh != token and client.get(f"/activate/activations/{fresh}").status_code == 200
 
@@ -348,7 +366,7 @@ def test_a_replaced_link_says_so(client, redis_client, consumer, settings):
     answer = client.get(f"/activate/activations/{token}")
     assert answer.status_code == 410
     assert "Ce lien d'activation a été remplacé par un lien plus récent" in text(answer)
-    assert resend_form(answer) == "/activate/registrations/r1/activation-email"
+    assert link_request_form(answer) == "/activate/activation-links"
 
 
 def test_a_used_link_says_the_account_is_active(client, redis_client, consumer, settings):
@@ -362,7 +380,9 @@ def test_a_used_link_says_the_account_is_active(client, redis_client, consumer, 
     assert answer.status_code == 410
     page = text(answer)
     assert "Ce lien d'activation a déjà été utilisé" in page and "Votre compte est déjà actif" in page
-    assert "Recevoir un nouveau lien" not in page
+    assert "Recevoir un nouveau lien" not in page and 'name="login_email"' not in answer.get_data(
+        as_text=True
+    )
 
     created = client.get("/activate/registrations/r1/created")
     assert "Votre compte est déjà actif" in text(created) and "Recevoir un nouveau lien" not in text(created)
@@ -376,11 +396,36 @@ def test_an_expired_link_of_an_active_account_offers_no_new_link(
     old = first_token(client, redis_client, consumer, settings)
     clock.advance(settings.activation_ttl_seconds + 1)
     page = client.get(f"/activate/activations/{old}")
-    client.post(resend_form(page), data={"csrf_token": csrf_of(page)})
+    assert ask_for_link(client, page).status_code == 200
     assert activate(client, latest_token(redis_client, settings, "r1"), **GOOD).status_code == 200
     answer = client.get(f"/activate/activations/{old}")
     assert answer.status_code == 410 and "Votre compte est déjà actif" in text(answer)
     assert "Recevoir un nouveau lien" not in text(answer)
+
+
+def test_the_link_request_page_has_its_own_address(client, redis_client, consumer, settings):
+    first_token(client, redis_client, consumer, settings)
+    page = client.get("/activate/activation-links")
+    assert page.status_code == 200 and "Recevoir un nouveau lien d'activation" in text(page)
+    assert link_request_form(page) == "/activate/activation-links"
+    assert ask_for_link(client, page).status_code == 200
+    assert len(events_on(redis_client, "ActivationLinkIssued")) == 2
+
+
+@pytest.mark.parametrize("typed", ["", "   "])
+def test_a_blank_email_is_asked_again(client, typed):
+    page = client.get("/activate/activation-links")
+    answer = ask_for_link(client, page, typed)
+    assert answer.status_code == 422
+    assert "Saisissez votre adresse électronique de connexion." in field_error(answer, "login_email")
+    assert 'href="#login_email"' in answer.get_data(as_text=True)
+
+
+def test_a_link_request_without_csrf_token_is_refused(client, redis_client, consumer, settings):
+    first_token(client, redis_client, consumer, settings)
+    answer = client.post("/activate/activation-links", data={"login_email": "marie.curie@example.fr"})
+    assert answer.status_code == 400 and "Formulaire expiré" in text(answer)
+    assert len(events_on(redis_client, "ActivationLinkIssued")) == 1
 
 
 @pytest.mark.parametrize("token", ["ce-lien-est-faux", "x" * 300])

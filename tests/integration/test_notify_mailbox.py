@@ -27,7 +27,13 @@ TOKEN = "Zt0k3n-for_the-mailbox"
 def catcher(settings):
     port = free_port()
     controller = mailcatcher.start(settings.mail_dir, port)
-    yield replace(settings, smtp_host="127.0.0.1", smtp_port=port, public_base_url="http://portal.test")
+    yield replace(
+        settings,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        public_base_url="http://portal.test",
+        mailbox_enabled=True,  # as `make run` sets it when it runs the mail catcher
+    )
     controller.stop()
 
 

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
+from io import BytesIO
 
 import pytest
+from captcha.image import ImageCaptcha
 
 from services.structure.app import create_app
-from services.structure.captcha import random_text
+from services.structure.bootstrap import bootstrap
+from services.structure.captcha import DRAWS_PER_CHALLENGE, KEPT_PER_REGISTRATION, CaptchaMaker, random_text
 from shared.testing import events_on
 from tests.clock import Clock
 from tests.integration.test_structure_support import deliver, snapshot, started, step2
 
 WRONG = "Les caractères saisis ne correspondent pas à l'image."
+PNG = b"\x89PNG\r\n\x1a\n"
+# What a challenge may keep in Redis (MEMORY USAGE of its hash): its answer's hash, expiry,
+# sealed text and drawing count take about 300 bytes; the PNG it used to keep took 10 to 20 KB.
+MAX_BYTES_PER_CHALLENGE = 1024
 
 
 class Answers:
@@ -27,10 +34,26 @@ class Answers:
         return self.drawn[-1]
 
 
+class RecordingDrawer(ImageCaptcha):
+    """Draws as in production, and remembers the text of each image it drew."""
+
+    def __init__(self) -> None:
+        super().__init__(width=200, height=70)
+        self.drawn: list[str] = []
+
+    def generate(self, chars: str, format: str = "png", bg_color=None, fg_color=None) -> BytesIO:
+        self.drawn.append(chars)
+        return super().generate(chars, format=format, bg_color=bg_color, fg_color=fg_color)
+
 
 @pytest.fixture
 def answers() -> Answers:
     return Answers()
+
+
+@pytest.fixture
+def drawer() -> RecordingDrawer:
+    return RecordingDrawer()
 
 
 @pytest.fixture
@@ -39,11 +62,20 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def client(settings, redis_client, answers, clock):
-    app = create_app(
-        replace(settings, captcha_enabled=True), client=redis_client, captcha_text=answers, clock=clock
-    )
-    return app.test_client()
+def make_client(settings, redis_client, answers, drawer, clock):
+    def make(**overrides):
+        wiring = bootstrap(
+            replace(settings, captcha_enabled=True, **overrides), client=redis_client, clock=clock
+        )
+        wiring = replace(wiring, captchas=CaptchaMaker(text=answers, drawer=drawer))
+        return create_app(wiring=wiring).test_client()
+
+    return make
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
 
 
 def new_registration(redis_client, settings) -> str:
@@ -52,26 +84,97 @@ def new_registration(redis_client, settings) -> str:
     return f"/structure/api/registrations/{event.subject}"
 
 
-def new_captcha(client) -> str:
-    issued = client.post("/structure/api/captchas")
-    assert issued.status_code == 201
+def new_captcha(client, registration_id: str | None = None) -> str:
+    query = {"registration_id": registration_id} if registration_id else None
+    issued = client.post("/structure/api/captchas", query_string=query)
+    assert issued.status_code == 201, issued.json
     return issued.json["captcha_id"]
 
 
-def test_challenge_has_an_image_and_the_form_asks_for_it(client, redis_client, settings, answers):
+def captcha_keys(redis_client) -> list[str]:
+    return sorted(redis_client.scan_iter("structure:captcha:*"))
+
+
+def test_challenge_has_an_image_and_the_form_asks_for_it(client, redis_client, settings, answers, drawer):
     issued = client.post("/structure/api/captchas").json
     prefix = "data:image/png;base64,"
     assert issued["image"].startswith(prefix)
     png = base64.b64decode(issued["image"][len(prefix) :])
-    assert png.startswith(b"\x89PNG")
+    assert png.startswith(PNG)
     page_image = client.get(issued["image_url"])
     assert page_image.status_code == 200 and page_image.mimetype == "image/png"
-    assert page_image.data == png
-    stored = redis_client.hgetall(f"structure:captcha:{issued['captcha_id']}")
+    assert page_image.data.startswith(PNG) and page_image.headers["Cache-Control"] == "no-store"
+    assert drawer.drawn == [answers.drawn[-1]] * 2  # the URL's image: the same text, drawn again
+    key = f"structure:captcha:{issued['captcha_id']}"
+    stored = redis_client.hgetall(key)
     assert answers.drawn[-1] not in str(stored)
-    assert 0 < redis_client.ttl(f"structure:captcha:{issued['captcha_id']}") <= 600
+    assert sorted(stored) == ["answer_hash", "draws", "expires_at", "sealed_text"]  # no image kept
+    assert redis_client.memory_usage(key) <= MAX_BYTES_PER_CHALLENGE
+    assert 0 < redis_client.ttl(key) <= 600
     assert client.get(new_registration(redis_client, settings)).json["captcha_required"] is True
     assert client.get("/structure/api/captchas/unknown.png").status_code == 404
+
+
+def test_an_image_is_drawn_twice_at_most(client, redis_client, settings, drawer):
+    """Loading the image URL again and again neither burns CPU nor gives a machine many
+    drawings of the same text to compare."""
+    issued = client.post("/structure/api/captchas").json  # its image: the first drawing
+    answers = [client.get(issued["image_url"]).status_code for _ in range(5)]
+    assert answers == [200] * (DRAWS_PER_CHALLENGE - 1) + [404] * (6 - DRAWS_PER_CHALLENGE)
+    gone = client.get(issued["image_url"])
+    assert gone.json["message"] == "Cette image a expiré : demandez-en une nouvelle."
+
+    registration_id = new_registration(redis_client, settings).rsplit("/", 1)[1]
+    page = client.get(f"/structure/registrations/{registration_id}").get_data(as_text=True)
+    image_url = page.split('<img src="', 1)[1].split('"', 1)[0]
+    drawn = len(drawer.drawn)
+    answers = [client.get(image_url).status_code for _ in range(5)]
+    assert answers == [200] * DRAWS_PER_CHALLENGE + [404] * (5 - DRAWS_PER_CHALLENGE)
+    assert len(drawer.drawn) - drawn == DRAWS_PER_CHALLENGE
+
+
+def test_an_expired_challenge_has_no_image(client, clock):
+    issued = client.post("/structure/api/captchas").json
+    clock.now += 601
+    assert client.get(issued["image_url"]).status_code == 404
+
+
+def test_a_registration_keeps_only_its_latest_challenges(make_client, redis_client, settings, answers):
+    """A flood of challenges for one registration, from the API and the page alike, leaves
+    KEPT_PER_REGISTRATION of them in Redis: each new one spends the oldest (whatever the rate
+    limits let through)."""
+    client = make_client(rate_limits_enabled=False)
+    path = new_registration(redis_client, settings)
+    registration_id = path.rsplit("/", 1)[1]
+    first = new_captcha(client, registration_id)
+    first_answer = answers.drawn[-1]
+    for _ in range(6):
+        new_captcha(client, registration_id)
+        assert client.get(f"/structure/registrations/{registration_id}").status_code == 200
+    unbound = new_captcha(client)
+    keys = captcha_keys(redis_client)
+    assert len(keys) == KEPT_PER_REGISTRATION + 1 and f"structure:captcha:{unbound}" in keys
+    issued_for = redis_client.hgetall(f"structure:registration-captchas:{registration_id}")
+    assert sorted(f"structure:captcha:{captcha_id}" for captcha_id in issued_for) == sorted(
+        set(keys) - {f"structure:captcha:{unbound}"}
+    )
+    spent = client.post(path, json={**step2(), "captcha": {"captcha_id": first, "answer": first_answer}})
+    assert spent.status_code == 422 and spent.json["errors"] == {"captcha": [WRONG]}
+    latest = client.post(
+        path, json={**step2(), "captcha": {"captcha_id": new_captcha(client), "answer": answers.drawn[-1]}}
+    )
+    assert latest.status_code == 201, latest.json
+
+
+def test_a_challenge_for_an_unknown_registration_is_refused(client, redis_client):
+    answer = client.post("/structure/api/captchas", query_string={"registration_id": "nobody"})
+    assert answer.status_code == 404
+    assert captcha_keys(redis_client) == []
+    for refused in ("", "x" * 65):
+        answer = client.post("/structure/api/captchas", query_string={"registration_id": refused})
+        assert answer.status_code == 422 and "registration_id" in answer.json["errors"]
+    ignored = client.post("/structure/api/captchas", query_string={"t": "1"})  # as before
+    assert ignored.status_code == 201
 
 
 def test_missing_or_wrong_answer_is_refused(client, redis_client, settings, answers):

@@ -10,7 +10,7 @@ import pytest
 
 from services.structure.app import create_app
 from shared.events import Event
-from shared.testing import events_on
+from shared.testing import events_on, publish_now
 from tests.integration.test_structure_support import (
     CLOSED,
     LOGIN,
@@ -74,10 +74,12 @@ def test_form_asked_before_the_event_is_handled_waits_for_it(client, redis_clien
     event = started()
     consumer = make_consumer(redis_client, settings)
     consumer.ensure_groups()
+    publish_now(redis_client, event)  # published (step 1 has answered), not handled yet
 
     def later() -> None:
         time.sleep(0.3)
-        deliver(redis_client, settings, event)
+        for _ in range(3):
+            consumer.run_once()
 
     thread = threading.Thread(target=later)
     begun = time.monotonic()

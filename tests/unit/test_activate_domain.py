@@ -94,6 +94,22 @@ def test_resend_rules():
     domain.ensure_link_can_be_resent(account(status=AccountStatus.EXPIRED))
 
 
+def test_only_accounts_past_step_three_and_not_active_await_activation():
+    assert [account(status=status).awaits_activation for status in AccountStatus] == [
+        status in (AccountStatus.AWAITING_ACTIVATION, AccountStatus.EXPIRED) for status in AccountStatus
+    ]
+    assert not account().awaits_activation and not account(status=AccountStatus.ACTIVE).awaits_activation
+
+
+def test_the_email_typed_for_a_new_link_is_compared_as_logins_are():
+    assert domain.requested_login(" Marie@Example.FR ") == domain.login_key("marie@example.fr")
+    assert domain.requested_login("pas une adresse") == "pas une adresse"  # looked up, found by no one
+    for typed in ("", "  ", "a" * (domain.LOGIN_EMAIL_MAX_LENGTH + 1)):
+        with pytest.raises(Invalid) as caught:
+            domain.requested_login(typed)
+        assert list(caught.value.errors) == ["login_email"]
+
+
 def test_timestamps_are_iso_utc_seconds():
     assert iso_utc(1_700_000_000.9) == "2023-11-14T22:13:20+00:00"
     assert domain.token_expiry(1_700_000_000.9, 3600) == 1_700_003_600
@@ -312,6 +328,14 @@ def test_a_new_link_replaces_the_previous_one_only_if_it_still_worked():
     assert links.previous_link_fate(record(state=TokenState.USED)) is None
     assert links.previous_link_fate(record(state=TokenState.EXPIRED)) is None
     assert links.previous_link_fate(None) is None
+
+
+def test_a_request_by_email_renews_the_latest_links_unless_an_active_account_uses_it():
+    many = [f"r{n}" for n in range(links.MAX_LINKS_PER_REQUEST + 2)]
+    assert links.renewed_on_request(None, many) == many[: links.MAX_LINKS_PER_REQUEST]
+    assert links.renewed_on_request(None, ["r1"]) == ["r1"]
+    assert links.renewed_on_request(None, []) == []
+    assert links.renewed_on_request("holder", ["r1"]) == []
 
 
 def test_first_user_becomes_principal_manager():

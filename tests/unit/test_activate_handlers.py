@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher
 
-from services.activate import handlers, tokens
+from services.activate import handlers, links, tokens
 from services.activate.catalogue import DEFAULT_WORKSPACES, SECRET_QUESTIONS
 from services.activate.domain import (
     AccountStatus,
@@ -17,6 +17,7 @@ from services.activate.domain import (
 )
 from services.activate.links import NextStep, TokenGone, TokenRecord, TokenState, UnknownLink
 from services.activate.tokens import LinkMaker
+from shared.arrivals import NoWait
 from shared.contracts import LinkReason, Role
 from shared.errors import Invalid, NotFound
 from shared.events import new_event
@@ -35,7 +36,6 @@ GOOD = {
     "secret_question": SECRET_QUESTIONS[0],
     "secret_answer": "Rex",
 }
-
 
 
 @pytest.fixture
@@ -76,11 +76,11 @@ def confirmed(uow, registration_id="r1", email="marie.curie@example.fr"):
 
 def choose(uow, registration_id="r1", workspaces=None):
     command = handlers.ChooseWorkspaces(registration_id, workspaces)
-    return handlers.choose_workspaces(command, uow, LINKS, wait_seconds=0)
+    return handlers.choose_workspaces(command, uow, LINKS, arrivals=NoWait())
 
 
 def resend(uow, registration_id="r1"):
-    return handlers.resend_activation_link(registration_id, uow, LINKS, wait_seconds=0)
+    return handlers.resend_activation_link(registration_id, uow, LINKS, arrivals=NoWait())
 
 
 def activate(uow, token, hasher=FAST, **form):
@@ -102,9 +102,9 @@ def at_step_four(uow, registration_id="r1", email="marie.curie@example.fr") -> s
     return last_link(uow, registration_id)
 
 
-def nothing_recorded_by(uow, action, error):
-    """`action` raises `error` and leaves the repositories and the events as they were."""
-    before = (
+def snapshot(uow) -> tuple:
+    """Everything the repositories hold, and the events published."""
+    return (
         dict(uow.accounts.by_id),
         dict(uow.tokens.by_hash),
         dict(uow.tokens.deadlines),
@@ -112,17 +112,14 @@ def nothing_recorded_by(uow, action, error):
         dict(uow.credentials.by_id),
         list(uow.published),
     )
+
+
+def nothing_recorded_by(uow, action, error):
+    """`action` raises `error` and leaves the repositories and the events as they were."""
+    before = snapshot(uow)
     with pytest.raises(error) as caught:
         action()
-    after = (
-        uow.accounts.by_id,
-        uow.tokens.by_hash,
-        uow.tokens.deadlines,
-        uow.active_logins.owners,
-        uow.credentials.by_id,
-        uow.published,
-    )
-    assert after == before
+    assert snapshot(uow) == before
     return caught.value
 
 
@@ -152,25 +149,25 @@ def test_a_second_structure_confirmed_for_the_registration_changes_nothing(uow):
 
 def test_an_unknown_registration_is_not_found(uow):
     with pytest.raises(NotFound):
-        handlers.find_account("nope", uow, wait_seconds=0)
+        handlers.find_account("nope", uow, arrivals=NoWait())
     with pytest.raises(NotFound):
-        handlers.find_account("x" * 65, uow, wait_seconds=0)
+        handlers.find_account("x" * 65, uow, arrivals=NoWait())
 
 
 def test_the_workspaces_page_is_for_an_account_still_choosing(uow):
     confirmed(uow)
-    assert handlers.workspaces_to_choose("r1", uow, wait_seconds=0).status is AccountStatus.PENDING
+    assert handlers.workspaces_to_choose("r1", uow, arrivals=NoWait()).status is AccountStatus.PENDING
     choose(uow)
     with pytest.raises(WorkspacesAlreadyChosen):
-        handlers.workspaces_to_choose("r1", uow, wait_seconds=0)
+        handlers.workspaces_to_choose("r1", uow, arrivals=NoWait())
 
 
 def test_the_created_page_is_for_an_account_past_step_three(uow):
     confirmed(uow)
     with pytest.raises(WorkspacesNotChosen):
-        handlers.account_created("r1", uow, wait_seconds=0)
+        handlers.account_created("r1", uow, arrivals=NoWait())
     choose(uow)
-    shown = handlers.account_created("r1", uow, wait_seconds=0)
+    shown = handlers.account_created("r1", uow, arrivals=NoWait())
     assert shown.status is AccountStatus.AWAITING_ACTIVATION and not shown.is_active
 
 
@@ -305,6 +302,73 @@ def test_a_resend_for_the_email_of_an_active_account_warns_its_holder_again(uow)
         LinkReason.RESENT,
     ]
     assert published(uow, "ActivationLinkIssued") == []
+
+
+# --- a new link asked for by the login email -----------------------------------------------------
+
+
+def request_link(uow, login_email="marie.curie@example.fr") -> int:
+    return handlers.request_activation_link(handlers.RequestActivationLink(login_email), uow, LINKS)
+
+
+@pytest.mark.parametrize("typed", ["marie.curie@example.fr", "  Marie.Curie@EXAMPLE.fr "])
+def test_the_login_email_gets_a_new_link_as_the_resend_sends_it(uow, typed):
+    old = at_step_four(uow)
+    assert request_link(uow, typed) == 1
+    new = last_link(uow)
+    (created, resent) = published(uow, "ActivationLinkIssued")
+    assert (created.reason, resent.reason) == (LinkReason.CREATED, LinkReason.RESENT)
+    assert resent.login_email == "marie.curie@example.fr"  # to the account's address, not the one typed
+    with pytest.raises(TokenGone) as caught:
+        handlers.open_activation(old, uow)
+    assert caught.value.reason is TokenState.REPLACED
+    assert handlers.open_activation(new, uow).registration_id == "r1"
+    assert list(uow.tokens.deadlines) == [tokens.token_hash(new)]
+
+
+def test_an_account_whose_link_expired_gets_a_new_one(uow, clock):
+    at_step_four(uow)
+    clock.now += TTL
+    assert handlers.expire_activation_tokens(uow) == 1
+    assert request_link(uow) == 1
+    assert uow.accounts.get("r1").status is AccountStatus.AWAITING_ACTIVATION
+    assert handlers.open_activation(last_link(uow), uow).registration_id == "r1"
+
+
+def test_an_unknown_email_an_account_choosing_its_workspaces_or_an_active_one_get_nothing(uow):
+    confirmed(uow, "choosing", "choosing@example.fr")
+    activate(uow, at_step_four(uow, "active", "active@example.fr"))
+    before = snapshot(uow)
+    for email in ("nobody@example.fr", "choosing@example.fr", "active@example.fr"):
+        assert request_link(uow, email) == 0
+    assert snapshot(uow) == before
+
+
+def test_an_email_of_an_active_account_renews_no_link_awaiting_with_it(uow):
+    """Its links could activate nothing (one active account per login), and its holder is not
+    warned each time someone types the address."""
+    activate(uow, at_step_four(uow, "holder", "marie@example.fr"))
+    confirmed(uow, "late", "marie@example.fr")
+    assert choose(uow, "late").awaits_activation  # its holder was warned instead of a link
+    before = snapshot(uow)
+    assert request_link(uow, "marie@example.fr") == 0
+    assert snapshot(uow) == before
+
+
+def test_every_registration_awaiting_with_the_email_gets_a_link_the_latest_first(uow, clock):
+    for n in range(links.MAX_LINKS_PER_REQUEST + 1):
+        at_step_four(uow, f"r{n}", "marie@example.fr")
+        clock.now += 1
+    assert request_link(uow, "marie@example.fr") == links.MAX_LINKS_PER_REQUEST
+    resent = [e.registration_id for e in uow.published if getattr(e, "reason", None) is LinkReason.RESENT]
+    assert resent == [f"r{n}" for n in range(links.MAX_LINKS_PER_REQUEST, 0, -1)]  # r0, the oldest, left
+
+
+@pytest.mark.parametrize("typed", ["", "   ", "x" * 250 + "@example.fr"])
+def test_a_blank_or_oversized_email_is_refused_before_anything_is_read(uow, typed):
+    at_step_four(uow)
+    refused = nothing_recorded_by(uow, lambda: request_link(uow, typed), Invalid)
+    assert list(refused.errors) == ["login_email"]
 
 
 # --- step 4: opening the link --------------------------------------------------------------------

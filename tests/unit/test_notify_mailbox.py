@@ -30,7 +30,7 @@ def message_bytes(to="a@example.fr", subject="Objet", text="Bonjour", html=None)
 
 @pytest.fixture
 def client(tmp_path):
-    app = create_app(Settings(mail_dir=str(tmp_path / "mail")), client=NoRedis())
+    app = create_app(Settings(mail_dir=str(tmp_path / "mail"), mailbox_enabled=True), client=NoRedis())
     return app.test_client()
 
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from io import BytesIO
 
 import pytest
+from captcha.image import ImageCaptcha
 
 from services.structure import domain, handlers
-from services.structure.captcha import WRONG_ANSWER, CaptchaExpired, CaptchaMaker
+from services.structure.captcha import (
+    DRAWS_PER_CHALLENGE,
+    KEPT_PER_REGISTRATION,
+    WRONG_ANSWER,
+    CaptchaExpired,
+    CaptchaMaker,
+    SealingKeys,
+)
 from services.structure.domain import Features, Identity, StructureFields, UserForm
+from shared.arrivals import NoWait
 from shared.events import new_event
 from tests.clock import Clock
 from tests.unit.fakes.structure import FakeSirene, FakeStructureUnitOfWork
@@ -20,8 +30,8 @@ CLOSED = "31719324100013"
 LOGIN = "francoise.fleur@example.fr"
 TTL = 86400
 ANSWER = "HK7RNA"
+KEYS = SealingKeys("unit-test-secret")
 OPEN = SEED_ESTABLISHMENT
-
 
 
 @pytest.fixture
@@ -72,7 +82,7 @@ def confirm(uow, sirene, registration_id="r-1", email=LOGIN, captcha=None, struc
         captcha_answer=captcha[1] if captcha else None,
     )
     return handlers.confirm_structure(
-        command, uow, sirene, captcha_required=captcha is not None, wait_seconds=0
+        command, uow, sirene, captcha_required=captcha is not None, arrivals=NoWait()
     )
 
 
@@ -119,18 +129,20 @@ def test_a_registration_is_written_once(uow, sirene):
 
 def test_the_form_of_a_started_registration(uow, sirene):
     start(uow, sirene)
-    assert handlers.registration_form("r-1", uow, 0).prefill.company_name == "SNC AU PIED DE COCHON LGE"
+    assert (
+        handlers.registration_form("r-1", uow, NoWait()).prefill.company_name == "SNC AU PIED DE COCHON LGE"
+    )
 
 
 def test_the_form_of_an_unknown_registration_is_not_found(uow):
     with pytest.raises(domain.UnknownRegistration):
-        handlers.registration_form("nope", uow, 0)
+        handlers.registration_form("nope", uow, NoWait())
 
 
 def test_the_form_of_a_closed_siret_says_why_it_cannot_go_on(uow, sirene):
     start(uow, sirene, identifier=CLOSED)
     with pytest.raises(domain.UnusableIdentifier) as caught:
-        handlers.registration_form("r-1", uow, 0)
+        handlers.registration_form("r-1", uow, NoWait())
     assert caught.value.errors == {"identifier": [domain.LOOKUP_ERRORS[domain.CLOSED]]}
 
 
@@ -201,18 +213,115 @@ def test_every_faulty_field_is_refused_at_once_and_nothing_written(uow, sirene):
 # The bot challenge ------------------------------------------------------------------------------
 
 
-def test_a_new_challenge_is_kept_hashed_with_its_image(uow, maker):
-    new = handlers.issue_captcha(uow, maker)
-    assert handlers.captcha_image(new.captcha_id, uow) == new.png
-    assert ANSWER not in new.stored.answer_hash
+class RecordingDrawer(ImageCaptcha):
+    """Draws as in production, and remembers each text it drew."""
+
+    def __init__(self) -> None:
+        super().__init__(width=200, height=70)
+        self.drawn: list[str] = []
+
+    def generate(self, chars: str, format: str = "png", bg_color=None, fg_color=None) -> BytesIO:
+        self.drawn.append(chars)
+        return super().generate(chars, format=format, bg_color=bg_color, fg_color=fg_color)
+
+
+@pytest.fixture
+def drawer():
+    return RecordingDrawer()
+
+
+@pytest.fixture
+def drawing_maker(drawer):
+    return CaptchaMaker(text=lambda: ANSWER, drawer=drawer)
+
+
+def test_a_new_challenge_is_kept_hashed_and_sealed_never_its_text_or_image(uow, drawing_maker, drawer):
+    issued = handlers.issue_captcha(uow, drawing_maker, KEYS)
+    assert issued.png is None and drawer.drawn == []  # a page's challenge: drawn when its <img> loads
+    kept = uow.captchas.by_id[issued.captcha_id]
+    assert ANSWER not in kept.stored.answer_hash and ANSWER not in kept.sealed_text
+    assert KEYS.unseal(kept.sealed_text) == ANSWER
+    assert SealingKeys("another-key").unseal(kept.sealed_text) is None
+    png = handlers.captcha_image(issued.captcha_id, uow, drawing_maker, KEYS)
+    assert png.startswith(b"\x89PNG") and drawer.drawn == [ANSWER]  # drawn from the sealed text
     with pytest.raises(CaptchaExpired):
-        handlers.captcha_image("unknown", uow)
+        handlers.captcha_image("unknown", uow, drawing_maker, KEYS)
+
+
+def test_the_image_is_drawn_a_bounded_number_of_times(uow, drawing_maker, drawer):
+    """Each drawing costs CPU and shows the text under new noise: a challenge gets only a few."""
+    for_a_page = handlers.issue_captcha(uow, drawing_maker, KEYS)
+    for _ in range(DRAWS_PER_CHALLENGE):
+        handlers.captcha_image(for_a_page.captcha_id, uow, drawing_maker, KEYS)
+    with pytest.raises(CaptchaExpired):
+        handlers.captcha_image(for_a_page.captcha_id, uow, drawing_maker, KEYS)
+    assert len(drawer.drawn) == DRAWS_PER_CHALLENGE
+
+    drawer.drawn.clear()
+    with_image = handlers.issue_captcha(uow, drawing_maker, KEYS, with_image=True)
+    assert with_image.png is not None and with_image.png.startswith(b"\x89PNG")
+    for _ in range(DRAWS_PER_CHALLENGE - 1):  # the image given at once was the first drawing
+        handlers.captcha_image(with_image.captcha_id, uow, drawing_maker, KEYS)
+    with pytest.raises(CaptchaExpired):
+        handlers.captcha_image(with_image.captcha_id, uow, drawing_maker, KEYS)
+    assert len(drawer.drawn) == DRAWS_PER_CHALLENGE
+
+
+def test_an_expired_challenge_has_no_image(uow, drawing_maker, clock, drawer):
+    issued = handlers.issue_captcha(uow, drawing_maker, KEYS)
+    clock.now += drawing_maker.ttl_seconds + 1
+    with pytest.raises(CaptchaExpired):
+        handlers.captcha_image(issued.captcha_id, uow, drawing_maker, KEYS)
+    assert drawer.drawn == []
+
+
+def test_a_challenge_sealed_with_the_previous_key_is_still_drawn_while_rotating(uow, drawing_maker):
+    issued = handlers.issue_captcha(uow, drawing_maker, KEYS)
+    rotated = SealingKeys("the-new-secret", previous=KEYS.current)
+    assert handlers.captcha_image(issued.captcha_id, uow, drawing_maker, rotated).startswith(b"\x89PNG")
+    with pytest.raises(CaptchaExpired):  # the previous key dropped: the challenge cannot be drawn
+        handlers.captcha_image(issued.captcha_id, uow, drawing_maker, SealingKeys("the-new-secret"))
+
+
+def test_a_registration_keeps_only_its_latest_challenges(uow, sirene, maker, clock):
+    """Issuing one more spends the oldest, in the same transaction: a flood of challenges for
+    one registration keeps at most KEPT_PER_REGISTRATION of them."""
+    start(uow, sirene, "r-1")
+    start(uow, sirene, "r-2")
+    issued = []
+    for _ in range(KEPT_PER_REGISTRATION + 2):
+        issued.append(handlers.issue_captcha(uow, maker, KEYS, "r-1").captcha_id)
+        clock.now += 1
+    other = handlers.issue_captcha(uow, maker, KEYS, "r-2").captcha_id
+    unbound = handlers.issue_captcha(uow, maker, KEYS).captcha_id
+    kept = issued[-KEPT_PER_REGISTRATION:]
+    assert set(uow.captchas.by_id) == {*kept, other, unbound}
+    assert set(uow.captchas.issued_for("r-1")) == set(kept)
+    with pytest.raises(domain.Refused) as caught:
+        confirm(uow, sirene, "r-1", captcha=(issued[0], ANSWER))  # spent: its right answer fails
+    assert caught.value.errors == {"captcha": [WRONG_ANSWER]}
+    confirm(uow, sirene, "r-1", captcha=(kept[0], ANSWER))
+
+
+def test_expired_challenges_of_a_registration_are_forgotten(uow, sirene, maker, clock):
+    start(uow, sirene, "r-1")
+    old = handlers.issue_captcha(uow, maker, KEYS, "r-1").captcha_id
+    clock.now += maker.ttl_seconds + 1
+    new = handlers.issue_captcha(uow, maker, KEYS, "r-1").captcha_id
+    assert uow.captchas.issued_for("r-1").keys() == {new}
+    assert old not in uow.captchas.by_id
+
+
+def test_a_challenge_for_an_unknown_registration_is_refused(uow, maker):
+    with pytest.raises(domain.UnknownRegistration):
+        handlers.issue_captcha(uow, maker, KEYS, "nobody")
+    assert uow.captchas.by_id == {} and uow.captchas.issued == {}
 
 
 def test_a_solved_challenge_lets_the_structure_open_and_is_spent(uow, sirene, maker):
     start(uow, sirene, "r-1")
     start(uow, sirene, "r-2", identifier="EIN 1", identifier_type="HORS_UE", country="US")
-    new = handlers.issue_captcha(uow, maker)
+    new = handlers.issue_captcha(uow, maker, KEYS)
     confirm(uow, sirene, "r-1", captcha=(new.captcha_id, " hk7 rna "))
     assert new.captcha_id not in uow.captchas.by_id
     with pytest.raises(domain.Refused) as caught:
@@ -228,7 +337,7 @@ def test_a_solved_challenge_lets_the_structure_open_and_is_spent(uow, sirene, ma
 
 def test_a_wrong_answer_is_refused_and_spends_the_challenge(uow, sirene, maker):
     start(uow, sirene)
-    new = handlers.issue_captcha(uow, maker)
+    new = handlers.issue_captcha(uow, maker, KEYS)
     with pytest.raises(domain.Refused) as caught:
         confirm(uow, sirene, captcha=(new.captcha_id, "AAAAAA"))
     assert caught.value.errors == {"captcha": [WRONG_ANSWER]}
@@ -243,8 +352,8 @@ def test_a_missing_or_expired_challenge_is_refused(uow, sirene, maker, clock):
     with pytest.raises(domain.Refused) as missing:
         confirm(uow, sirene, captcha=(None, None))
     assert missing.value.errors == {"captcha": [WRONG_ANSWER]}
-    new = handlers.issue_captcha(uow, maker)
-    clock.now += new.ttl_seconds + 1
+    new = handlers.issue_captcha(uow, maker, KEYS)
+    clock.now += maker.ttl_seconds + 1
     with pytest.raises(domain.Refused) as expired:
         confirm(uow, sirene, captcha=(new.captcha_id, ANSWER))
     assert expired.value.errors == {"captcha": [WRONG_ANSWER]}
@@ -252,7 +361,7 @@ def test_a_missing_or_expired_challenge_is_refused(uow, sirene, maker, clock):
 
 def test_field_errors_and_the_challenge_come_together_and_the_challenge_is_spent(uow, sirene, maker):
     start(uow, sirene)
-    new = handlers.issue_captcha(uow, maker)
+    new = handlers.issue_captcha(uow, maker, KEYS)
     with pytest.raises(domain.Refused) as caught:
         confirm(uow, sirene, captcha=(new.captcha_id, "AAAAAA"), last_name="")
     assert set(caught.value.errors) == {"user.last_name", "captcha"}
@@ -264,7 +373,7 @@ def test_a_challenge_checked_when_the_identifier_is_taken_is_spent_too(uow, sire
     start(uow, sirene, "r-1")
     start(uow, sirene, "r-2", email="paul.martin@example.fr")
     confirm(uow, sirene, "r-1")
-    new = handlers.issue_captcha(uow, maker)
+    new = handlers.issue_captcha(uow, maker, KEYS)
     with pytest.raises(domain.StructureExists):
         confirm(uow, sirene, "r-2", email="paul.martin@example.fr", captcha=(new.captcha_id, ANSWER))
     assert new.captcha_id not in uow.captchas.by_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from services.activate import domain
 from services.activate.domain import Account, Credentials
 from services.activate.links import TokenRecord, TokenState
 from shared.unit_of_work import InMemoryUnitOfWork
@@ -18,6 +19,18 @@ class FakeAccounts:
 
     def save(self, account: Account) -> None:
         self.by_id[account.registration_id] = account
+
+    def awaiting_activation(self, login_key: str, limit: int) -> list[str]:
+        """What the Redis index holds, worked out from the accounts themselves."""
+        awaiting = sorted(
+            (
+                (account.token_expires_at or 0, registration_id)
+                for registration_id, account in self.by_id.items()
+                if account.awaits_activation and domain.login_key(account.login_email) == login_key
+            ),
+            reverse=True,
+        )
+        return [registration_id for _, registration_id in awaiting[:limit]]
 
 
 class FakeTokens:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from services.structure.captcha import NewCaptcha, StoredCaptcha
+from services.structure.captcha import KeptDrawing, NewCaptcha, StoredCaptcha
 from services.structure.domain import Identity, NewStructure, Registration
 from services.structure.sirene import Establishment
 from shared.unit_of_work import InMemoryUnitOfWork
@@ -46,9 +46,17 @@ class FakeStructures:
         self.holders[structure.identity] = structure.structure_id
 
 
+@dataclass
+class FakeCaptcha:
+    stored: StoredCaptcha
+    sealed_text: str
+    draws: int
+
+
 class FakeCaptchas:
     def __init__(self) -> None:
-        self.by_id: dict[str, NewCaptcha] = {}
+        self.by_id: dict[str, FakeCaptcha] = {}
+        self.issued: dict[str, dict[str, float]] = {}  # registration id → captcha id → expiry
 
     def read(self, captcha_id: str | None) -> Read:
         def stored() -> StoredCaptcha | None:
@@ -57,15 +65,28 @@ class FakeCaptchas:
 
         return stored
 
-    def image(self, captcha_id: str) -> bytes | None:
+    def drawing(self, captcha_id: str) -> KeptDrawing | None:
         found = self.by_id.get(captcha_id)
-        return found.png if found else None
+        return KeptDrawing(found.sealed_text, found.stored.expires_at, found.draws) if found else None
 
-    def add(self, captcha: NewCaptcha) -> None:
-        self.by_id[captcha.captcha_id] = captcha
+    def count_drawing(self, captcha_id: str) -> None:
+        self.by_id[captcha_id].draws += 1
+
+    def add(self, captcha: NewCaptcha, sealed_text: str, draws: int) -> None:
+        self.by_id[captcha.captcha_id] = FakeCaptcha(captcha.stored, sealed_text, draws)
 
     def remove(self, captcha_id: str) -> None:
         self.by_id.pop(captcha_id, None)
+
+    def issued_for(self, registration_id: str) -> dict[str, float]:
+        return dict(self.issued.get(registration_id, {}))
+
+    def record_issue(self, registration_id: str, captcha: NewCaptcha, spent: list[str]) -> None:
+        issued = self.issued.setdefault(registration_id, {})
+        for captcha_id in spent:
+            self.by_id.pop(captcha_id, None)
+            issued.pop(captcha_id, None)
+        issued[captcha.captcha_id] = captcha.stored.expires_at
 
 
 class FakeStructureUnitOfWork(InMemoryUnitOfWork):
