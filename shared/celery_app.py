@@ -26,7 +26,12 @@ from shared.redis_checks import check_durability
 from shared.settings import Settings
 from shared.store import connect
 
-TASK_MODULES = ["services.notify.tasks", "services.activate.tasks", "services.identify.tasks"]
+TASK_MODULES = [
+    "services.notify.tasks",
+    "services.activate.tasks",
+    "services.identify.tasks",
+    "services.structure.tasks",
+]
 
 
 class PortalCelery(Celery):
@@ -54,6 +59,7 @@ def make_celery(settings: Settings) -> PortalCelery:
             "notify.*": {"queue": "emails"},
             "activate.*": {"queue": "sweeps"},
             "identify.*": {"queue": "sweeps"},
+            "structure.*": {"queue": "sweeps"},
         },
         task_serializer="json",
         accept_content=["json"],
@@ -73,6 +79,10 @@ def make_celery(settings: Settings) -> PortalCelery:
             },
             "expire-registrations": {
                 "task": "identify.expire_registrations",
+                "schedule": float(settings.expiry_sweep_seconds),
+            },
+            "release-unclaimed-structures": {
+                "task": "structure.release_unclaimed_structures",
                 "schedule": float(settings.expiry_sweep_seconds),
             },
         },

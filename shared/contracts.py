@@ -79,10 +79,14 @@ class _Features(Schema):
 
 
 class StructureConfirmedData(_EventData):
+    """`claim_expires_at`: when the structure is released unless its first account is activated
+    by then (STRUCTURE_CLAIM_TTL_SECONDS); absent from older events, which set no deadline."""
+
     structure_id = fields.String(required=True)
     structure = fields.Nested(_StructureFacts, required=True)
     user = fields.Nested(_PersonFacts, required=True)
     features = fields.Nested(_Features, required=True)
+    claim_expires_at = fields.DateTime(load_default=None, allow_none=True)
 
 
 class WorkspacesChosenData(_EventData):
@@ -177,6 +181,7 @@ class StructureConfirmed(DomainEvent):
     structure: dict[str, Any]
     user: dict[str, Any]
     features: dict[str, bool]
+    claim_expires_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -177,9 +177,7 @@ def _log_registration_ids(app: Flask) -> None:
             logs.unbind(token)
 
 
-def add_health_routes(
-    app: Flask, service: str, client: redis.Redis, *, queues: Sequence[str] = ()
-) -> None:
+def add_health_routes(app: Flask, service: str, client: redis.Redis, *, queues: Sequence[str] = ()) -> None:
     """`/{service}/healthz`: 200 when Redis answers, 503 otherwise (readiness; `/{service}/livez`
     is liveness). And `/{service}/metrics`: every process of the service, its consumer group's
     streams and the Celery `queues` its workers take tasks from (notify, whose workers send the

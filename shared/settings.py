@@ -81,6 +81,9 @@ class Settings:
     mail_from: str = "Portail de facturation <ne-pas-repondre@portail.invalid>"
     activation_ttl_seconds: int = 3600
     registration_ttl_seconds: int = 86400
+    # A structure whose first account is not activated within this is released (its identifier
+    # can open a new structure): a SIRET cannot be held for ever by a registration never activated.
+    structure_claim_ttl_seconds: int = 7 * 24 * 3600
     expiry_sweep_seconds: int = 60
     captcha_enabled: bool = True
     # Seals activation tokens between activate and notify; required by both.
@@ -139,6 +142,9 @@ class Settings:
             activation_ttl_seconds=_int(env, "ACTIVATION_TTL_SECONDS", defaults.activation_ttl_seconds, 1),
             registration_ttl_seconds=_int(
                 env, "REGISTRATION_TTL_SECONDS", defaults.registration_ttl_seconds, 1
+            ),
+            structure_claim_ttl_seconds=_int(
+                env, "STRUCTURE_CLAIM_TTL_SECONDS", defaults.structure_claim_ttl_seconds, 1
             ),
             expiry_sweep_seconds=_int(env, "EXPIRY_SWEEP_SECONDS", defaults.expiry_sweep_seconds, 1),
             captcha_enabled=_bool(env, "CAPTCHA_ENABLED", defaults.captcha_enabled),

@@ -82,9 +82,7 @@ def wait_for_event(
             return found[:count]
 
 
-def _keep(
-    entries: Iterable[tuple], where: Callable[[Event], bool], found: list[Event], cursor: str
-) -> str:
+def _keep(entries: Iterable[tuple], where: Callable[[Event], bool], found: list[Event], cursor: str) -> str:
     """Add the events of `entries` that match to `found`; return the id of the last entry."""
     for entry_id, fields in entries:
         cursor = _text(entry_id)

@@ -1,4 +1,5 @@
-"""`python -m services.activate.consumer`: a confirmed structure opens its pending account."""
+"""`python -m services.activate.consumer`: a confirmed structure opens its pending account; a
+released one closes it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from services.activate.bootstrap import SERVICE, Activate, bootstrap
 from shared.bootstrap import event_consumer, run_consumer
 from shared.bus import Consumer
 
-HANDLERS = {"StructureConfirmed": handlers.on_structure_confirmed}
+HANDLERS = {
+    "StructureConfirmed": handlers.on_structure_confirmed,
+    "StructureReleased": handlers.on_structure_released,
+}
 
 
 def build(wiring: Activate, **options: Any) -> Consumer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +33,7 @@ class AccountStatus(StrEnum):
     AWAITING_ACTIVATION = "awaiting_activation"  # a link is out
     EXPIRED = "expired"  # the last link expired unused; a new one can be asked for
     ACTIVE = "active"
+    RELEASED = "released"  # its structure was released before it was activated: closed for good
 
 
 # --- the account ---------------------------------------------------------------------------------
@@ -56,10 +58,17 @@ class Account:
     token_hash: str | None = None
     token_expires_at: int | None = None
     role: Role | None = None
+    # Its structure's claim: unless activated by then (epoch seconds), the structure is released
+    # and the account with it. None: no deadline (a StructureConfirmed from before claims).
+    claim_expires_at: int | None = None
 
     @property
     def is_active(self) -> bool:
         return self.status is AccountStatus.ACTIVE
+
+    @property
+    def released(self) -> bool:
+        return self.status is AccountStatus.RELEASED
 
     @property
     def link_expired(self) -> bool:
@@ -86,7 +95,49 @@ def pending_account(registration_id: str, account_id: str, confirmed: dict[str, 
         survey_consent=bool(user.get("survey_consent")),
         company_name=(confirmed.get("structure") or {}).get("company_name") or "",
         features=dict(confirmed.get("features") or {}),
+        claim_expires_at=_epoch_seconds(confirmed.get("claim_expires_at")),
     )
+
+
+def _epoch_seconds(stamp: str | None) -> int | None:
+    """An ISO 8601 stamp of an event (`shared.timestamps`) as whole epoch seconds."""
+    return int(datetime.fromisoformat(stamp).timestamp()) if stamp else None
+
+
+# --- the structure's claim -----------------------------------------------------------------------
+
+
+class ClaimLapsed(NotFound):
+    """The account was not activated by its structure's deadline: the structure is (or is about
+    to be) released, and nothing can be done with this registration any more."""
+
+    default_message = (
+        "Cette inscription a expiré : le compte n'a pas été activé dans le délai prévu. "
+        "Recommencez la création de votre compte depuis la première étape."
+    )
+
+
+def claim_lapsed(account: Account, now: float) -> bool:
+    """Not active, and released or past its structure's claim deadline. Activation is refused
+    from the deadline on: that and the structure's sweep, which releases only after it, make
+    "activated" and "released" exclusive."""
+    if account.is_active:
+        return False
+    return account.released or (account.claim_expires_at is not None and now >= account.claim_expires_at)
+
+
+def ensure_claim_open(account: Account, now: float) -> Account:
+    if claim_lapsed(account, now):
+        raise ClaimLapsed()
+    return account
+
+
+def release(account: Account) -> Account | None:
+    """The account once its structure is released: closed, its link gone. None when there is
+    nothing to change (released already) or nothing may change (active: it holds the structure)."""
+    if account.is_active or account.released:
+        return None
+    return replace(account, status=AccountStatus.RELEASED, token_hash=None, token_expires_at=None)
 
 
 def login_key(login_email: str) -> str:

@@ -11,6 +11,7 @@ inside ActivationLinkIssued.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from shared.arrivals import Awaiting, NoWait
 from shared.errors import Invalid, NotFound
 from shared.events import Event
 from shared.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 MAX_ID_LENGTH = 64
 SWEEP_MAX_BATCHES = 100
@@ -40,11 +43,40 @@ def on_structure_confirmed(event: Event, uow: UnitOfWork) -> None:
     uow.accounts.save(domain.pending_account(registration_id, str(uuid.uuid4()), event.data))
 
 
+def on_structure_released(event: Event, uow: UnitOfWork) -> None:
+    """StructureReleased → the registration's account, not activated in time, is closed: its link
+    expires (it answers 410) and a new one can no longer be asked for by its login email.
+
+    An active account is left as it is and the release logged as an error: it cannot happen, as
+    activation is refused from the deadline on and the structure is released only after it."""
+    account = uow.accounts.get(event.data["registration_id"])
+    if account is None or account.structure_id != event.data["structure_id"]:
+        return
+    if account.is_active:
+        log.error(
+            "structure %s was released while its account %s is active",
+            account.structure_id,
+            account.account_id,
+        )
+        return
+    released = domain.release(account)
+    if released is None:
+        return
+    if account.token_hash:
+        fate = links.released_link_fate(uow.tokens.get(account.token_hash))
+        if fate is None:
+            uow.tokens.forget_deadline(account.token_hash)
+        else:
+            uow.tokens.set_state(account.token_hash, fate)
+    uow.accounts.save(released)
+
+
 # --- step 3 --------------------------------------------------------------------------------------
 
 
 def find_account(registration_id: str, uow: UnitOfWork, arrivals: Awaiting) -> Account:
-    """The account, waiting a little for a StructureConfirmed not handled yet; else 404.
+    """The account, waiting a little for a StructureConfirmed not handled yet; else 404, and
+    ClaimLapsed (404) once it was not activated by its structure's deadline.
 
     Inside `uow.run` each look is a guarded read, so that a command reads the account once."""
     account = None
@@ -52,7 +84,7 @@ def find_account(registration_id: str, uow: UnitOfWork, arrivals: Awaiting) -> A
         account = arrivals.wait_for(registration_id, lambda: uow.accounts.get(registration_id))
     if account is None:
         raise NotFound()
-    return account
+    return domain.ensure_claim_open(account, uow.clock())
 
 
 def workspaces_to_choose(registration_id: str, uow: UnitOfWork, arrivals: Awaiting) -> Account:
@@ -173,11 +205,14 @@ def _usable(token: str, uow: UnitOfWork) -> tuple[TokenRecord, Account]:
     """The link's record and its account, or UnknownLink (404) / TokenGone (410)."""
     if not tokens.plausible(token):
         raise links.UnknownLink()
-    record = links.ensure_token_usable(uow.tokens.get(tokens.token_hash(token)), uow.clock())
-    account = links.ensure_token_is_accounts(
-        record, uow.accounts.get(record.registration_id), tokens.same_hash
-    )
-    return record, account
+    return _link_and_account(uow, tokens.token_hash(token))
+
+
+def _link_and_account(uow: UnitOfWork, token_hash: str) -> tuple[TokenRecord, Account]:
+    """The link and its account, when the link may activate it now (`links.ensure_link_opens`)."""
+    record = uow.tokens.get(token_hash)
+    account = uow.accounts.get(record.registration_id) if record is not None else None
+    return links.ensure_link_opens(record, account, uow.clock(), tokens.same_hash)
 
 
 def open_activation(token: str, uow: UnitOfWork) -> Account:
@@ -188,7 +223,7 @@ def open_activation(token: str, uow: UnitOfWork) -> Account:
 def after_dead_link(gone: TokenGone, uow: UnitOfWork) -> NextStep:
     """What the page of a link that no longer works offers: a new link (asked by the login email,
     `request_activation_link`), signing in, or nothing."""
-    return links.after_dead_link(uow.accounts.get(gone.registration_id))
+    return links.after_dead_link(uow.accounts.get(gone.registration_id), uow.clock())
 
 
 @dataclass(frozen=True)
@@ -206,7 +241,10 @@ def activate_account(cmd: ActivateAccount, uow: UnitOfWork, hasher: PasswordHash
     The link and the form are checked first, then hashed (argon2id, slow on purpose) before the
     transaction, which reads the link, the account and the login email's holder again, guarded:
     whatever committed during the hashing (this link used, another account activated with the
-    same login email) is seen, and whatever commits after those reads makes it run again."""
+    same login email) is seen, and whatever commits after those reads makes it run again. The
+    transaction also refuses (410, expired) once its clock is at or past the structure's claim
+    deadline: the structure's sweep releases only after it, so an account is never activated for
+    a structure that was released."""
     record, account = _usable(cmd.token, uow)
     try:
         form = domain.check_activation_form(
@@ -225,10 +263,7 @@ def activate_account(cmd: ActivateAccount, uow: UnitOfWork, hasher: PasswordHash
     )
 
     def record_activation() -> Account:
-        current = links.ensure_token_usable(uow.tokens.get(record.token_hash), uow.clock())
-        waiting = links.ensure_token_is_accounts(
-            current, uow.accounts.get(current.registration_id), tokens.same_hash
-        )
+        current, waiting = _link_and_account(uow, record.token_hash)
         login = domain.login_key(waiting.login_email)
         domain.ensure_login_free(waiting, uow.active_logins.owner(login))
         active, activated = domain.activate(waiting)

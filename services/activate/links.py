@@ -3,8 +3,9 @@ sweep makes of it and what a person who opens a dead one may do. Pure, like `dom
 
 A link is stored as a `TokenRecord` (the token's SHA-256, never the token). It is `issued`,
 then `used` (the account was activated with it), `replaced` (a newer link was sent) or `expired`
-(the sweep found it past its expiry, unused). An issued link past its expiry is already expired
-for whoever opens it, before the sweep comes.
+(the sweep found it past its expiry, unused, or its structure was released). An issued link past
+its expiry is already expired for whoever opens it, before the sweep comes; so is every link of
+an account past its structure's claim deadline, before the structure is released.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from services.activate.domain import Account, AccountStatus
+from services.activate.domain import Account, AccountStatus, claim_lapsed
 from shared.contracts import ActivationTokenExpired
 from shared.errors import Gone, NotFound
 from shared.timestamps import iso_utc
@@ -70,6 +71,12 @@ _GONE_MESSAGES = {
 }
 
 
+CLAIM_LAPSED = (
+    "Ce lien d'activation a expiré : le compte n'a pas été activé dans le délai prévu et cette "
+    "inscription est close. Recommencez la création de votre compte depuis la première étape."
+)
+
+
 def _gone(record: TokenRecord, state: TokenState) -> TokenGone:
     return TokenGone(_GONE_MESSAGES[state], record.registration_id, state)
 
@@ -91,6 +98,21 @@ def ensure_token_usable(record: TokenRecord | None, now: float) -> TokenRecord:
 
 
 SameHash = Callable[[str, str], bool]
+
+
+def ensure_link_opens(
+    record: TokenRecord | None, account: Account | None, now: float, same_hash: SameHash
+) -> tuple[TokenRecord, Account]:
+    """The link and the account it may activate now, or UnknownLink / TokenGone.
+
+    A link dies with its structure's claim: once the account can no longer be activated in
+    time, the link is expired whatever its own state, and says so."""
+    if record is None:
+        raise UnknownLink()
+    if account is not None and claim_lapsed(account, now):
+        raise TokenGone(CLAIM_LAPSED, record.registration_id, TokenState.EXPIRED)
+    usable = ensure_token_usable(record, now)
+    return usable, ensure_token_is_accounts(usable, account, same_hash)
 
 
 def _is_current_link(account: Account, record: TokenRecord, same_hash: SameHash) -> bool:
@@ -148,11 +170,11 @@ class NextStep(StrEnum):
 
     NEW_LINK = "new_link"  # the account still awaits activation: ask for a new link
     SIGN_IN = "sign_in"  # the account is active: sign in
-    NONE = "none"  # the account is gone
+    NONE = "none"  # the account is gone, or was not activated in time
 
 
-def after_dead_link(account: Account | None) -> NextStep:
-    if account is None:
+def after_dead_link(account: Account | None, now: float) -> NextStep:
+    if account is None or claim_lapsed(account, now):
         return NextStep.NONE
     return NextStep.SIGN_IN if account.is_active else NextStep.NEW_LINK
 
@@ -178,4 +200,12 @@ def previous_link_fate(previous: TokenRecord | None) -> TokenState | None:
     dead (used, expired) stays as it is."""
     if previous is not None and previous.state is TokenState.ISSUED:
         return TokenState.REPLACED
+    return None
+
+
+def released_link_fate(link: TokenRecord | None) -> TokenState | None:
+    """What the release of its structure makes of an account's link: a link still issued is
+    expired; one already dead stays as it is."""
+    if link is not None and link.state is TokenState.ISSUED:
+        return TokenState.EXPIRED
     return None

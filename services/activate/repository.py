@@ -1,6 +1,7 @@
 """The only module that knows activate's Redis keys (prefix `activate:`).
 
-- `activate:account:{registration_id}` (hash): an account, from StructureConfirmed to active;
+- `activate:account:{registration_id}` (hash): an account, from StructureConfirmed to active
+  (or released, when its structure was released before it was activated);
 - `activate:token:{sha256}` (hash): an activation link's record, kept a week past its expiry so
   that a dead link still answers 410 (not 404);
 - `activate:token-deadlines` (sorted set): token hash → expiry, for the sweep;
@@ -9,8 +10,8 @@
 - `activate:awaiting-login:{login key}` (sorted set): the registrations whose account awaits
   activation with the login email, scored by their last link's expiry (the most recent last).
   Kept by `AccountRepository.save` with the account itself, in the same transaction: an account
-  joins it when its first link goes out and leaves it when it becomes active. Like the account,
-  it has no expiry;
+  joins it when its first link goes out and leaves it when it becomes active or is released.
+  Like the account, it has no expiry;
 - `activate:credentials:{registration_id}` (hash): the password's and the answer's hashes.
 
 Repositories read through the unit of work (inside `run`, each read watches what it reads, in
@@ -67,6 +68,7 @@ def _account_fields(account: Account) -> dict[str, str]:
         "token_hash": account.token_hash or "",
         "token_expires_at": str(account.token_expires_at) if account.token_expires_at is not None else "",
         "role": account.role or "",
+        "claim_expires_at": str(account.claim_expires_at) if account.claim_expires_at is not None else "",
     }
 
 
@@ -89,6 +91,7 @@ def _account(registration_id: str, fields: dict[str, str]) -> Account | None:
         token_hash=fields.get("token_hash") or None,
         token_expires_at=int(fields["token_expires_at"]) if fields.get("token_expires_at") else None,
         role=Role(fields["role"]) if fields.get("role") else None,
+        claim_expires_at=int(fields["claim_expires_at"]) if fields.get("claim_expires_at") else None,
     )
 
 
@@ -118,7 +121,7 @@ class AccountRepository:
         awaiting = _awaiting_login_key(domain.login_key(account.login_email))
         if account.awaits_activation:
             self.uow.writes.zadd(awaiting, {account.registration_id: account.token_expires_at or 0})
-        elif account.is_active:
+        elif account.is_active or account.released:
             self.uow.writes.zrem(awaiting, account.registration_id)
 
     def awaiting_activation(self, login_key: str, limit: int) -> list[str]:

@@ -20,7 +20,6 @@ _FREE_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./-]{0,49}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
-
 class RegistrationStatus(StrEnum):
     """Where a registration stands, as `GET /identify/api/registrations/{id}` tells it."""
 
@@ -185,13 +184,16 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
     """The status once `event_type` is handled, or None when it changes nothing.
 
     Events of different streams may arrive out of order: the status only moves forward, an
-    expiry only applies to the newest link, and nothing moves an activated account back.
+    expiry only applies to the newest link, and nothing moves an activated account back. A
+    released structure (not activated in time) expires its registration.
     """
     status = current.status
     if status == ACTIVATED:
         return None
     if event_type == "AccountActivated":
         return Progress(ACTIVATED, current.token_expires_at)
+    if event_type == "StructureReleased":
+        return Progress(EXPIRED, current.token_expires_at) if status != EXPIRED else None
     if event_type == "StructureConfirmed":
         return Progress(STRUCTURE_CONFIRMED) if status == STARTED else None
     if event_type in ("WorkspacesChosen", "ActivationLinkIssued"):

@@ -79,6 +79,7 @@ FOLLOWED_EVENTS = (
     "RegistrationAttemptOnExistingAccount",
     "ActivationTokenExpired",
     "AccountActivated",
+    "StructureReleased",
 )
 
 

@@ -12,8 +12,9 @@ import redis
 from services.structure.captcha import CaptchaMaker, random_text
 from services.structure.repository import StructureUnitOfWork
 from services.structure.sirene import CsvSirene, Sirene
-from shared.arrivals import Arrivals
+from shared.arrivals import Arrivals, has_unhandled
 from shared.bootstrap import Clock, Wiring, arrivals, base_dependencies
+from shared.events import stream_for
 from shared.settings import Settings
 
 SERVICE = "structure"
@@ -26,13 +27,22 @@ class Structure(Wiring):
 
     def uow(self) -> StructureUnitOfWork:
         return StructureUnitOfWork(
-            self.redis, SERVICE, stream_maxlen=self.settings.event_stream_maxlen, clock=self.clock
+            self.redis,
+            SERVICE,
+            stream_maxlen=self.settings.event_stream_maxlen,
+            clock=self.clock,
+            claim_ttl_seconds=self.settings.structure_claim_ttl_seconds,
         )
 
     @cached_property
     def registrations(self) -> Arrivals:
         """The registrations the consumer keeps from RegistrationStarted, for step 2 to wait on."""
         return arrivals(self, SERVICE, "RegistrationStarted")
+
+    def activations_pending(self) -> bool:
+        """Whether the consumer has AccountActivated entries not handled yet: an activation that
+        holds a structure may be on its way, and the sweep releases nothing meanwhile."""
+        return has_unhandled(self.redis, SERVICE, stream_for("AccountActivated"))
 
 
 def bootstrap(

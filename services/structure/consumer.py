@@ -1,4 +1,5 @@
-"""`python -m services.structure.consumer`: keeps each started registration and its pre-fill."""
+"""`python -m services.structure.consumer`: keeps each started registration and its pre-fill,
+and holds for good each structure whose gestionnaire principal is activated."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def handlers_of(wiring: Structure) -> dict[str, Handler]:
             handlers.on_registration_started,
             sirene=wiring.sirene,
             keep_seconds=wiring.settings.registration_ttl_seconds,
-        )
+        ),
+        "AccountActivated": handlers.on_account_activated,
     }
 
 

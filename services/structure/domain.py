@@ -1,9 +1,14 @@
-"""Rules of step 2. Pure: no Redis, no Flask, no clock.
+"""Rules of step 2. Pure: no Redis, no Flask, no clock (the time is passed in).
 
 What the form is pre-filled with, what a SIRET's look-up allows, the checks of every field
 the person sends, and when a registration may open its structure. Field errors are collected,
 not raised one by one, so that the answer names every faulty field at once; they are keyed like
 the request (`structure.city`).
+
+And the structure's claim on its identity: opened at step 2, it is held for good once its first
+account (the gestionnaire principal) is activated, and released when that has not happened by
+its deadline (STRUCTURE_CLAIM_TTL_SECONDS), so that nobody holds a company's SIRET for ever
+with a registration never activated.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from enum import StrEnum
 from email_validator import EmailNotValidError, validate_email
 
 from services.structure.sirene import Establishment
-from shared.contracts import StructureConfirmed
+from shared.contracts import Role, StructureConfirmed, StructureReleased
 from shared.errors import Conflict, DomainError, Invalid, NotFound
+from shared.timestamps import iso_utc
 
 SIRET = "SIRET"
 DEFAULT_COUNTRY = "FR"
@@ -132,6 +138,28 @@ class NewStructure:
     fields: StructureFields
     registration_id: str
     created_at: str
+    claim_expires_at: int  # released at this time (epoch seconds) unless its first account is active
+
+
+class ClaimStatus(StrEnum):
+    """Where a structure's claim on its identity stands."""
+
+    CLAIMED = "claimed"  # opened at step 2; released unless its first account is activated in time
+    HELD = "held"  # its gestionnaire principal was activated: held for good
+    RELEASED = "released"  # not activated in time: its identity may open a new structure
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the claim's rules need of a structure: the identity it holds, the registration that
+    opened it, where its claim stands and its deadline (None for a structure opened before claims
+    had one: it is held)."""
+
+    structure_id: str
+    identity: Identity
+    registration_id: str
+    status: ClaimStatus
+    expires_at: int | None
 
 
 # --- why a registration cannot go on: one error type per case, told apart by type -------------
@@ -367,13 +395,19 @@ def _email(raw: str) -> str | None:
 
 
 def structure_confirmed(
-    registration_id: str, structure_id: str, identity: Identity, confirmation: Confirmation
+    registration_id: str,
+    structure_id: str,
+    identity: Identity,
+    confirmation: Confirmation,
+    *,
+    claim_expires_at: int,
 ) -> StructureConfirmed:
     """The StructureConfirmed event (see shared.contracts).
 
     `structure.country` is the identity's country (the structure is identified by country, type
     and identifier); the country typed in the address goes in `address_country`. Empty
-    optional fields travel as null.
+    optional fields travel as null. `claim_expires_at` tells activate when its first account can
+    no longer be activated.
     """
     fields = confirmation.structure
     person = confirmation.person
@@ -404,4 +438,71 @@ def structure_confirmed(
             "payment_requests": confirmation.features.payment_requests,
             "dume": confirmation.features.dume,
         },
+        claim_expires_at=iso_utc(claim_expires_at),
     )
+
+
+# --- the claim on the identity ---------------------------------------------------------------
+
+RELEASE_MARGIN_SECONDS = 2
+"""The sweep releases a claim this long after its deadline, not at once. activate refuses an
+activation whose transaction reads its clock at or after the deadline; one that read it just
+before may still be committing, or the hosts' clocks may differ a little: by the time the
+margin has passed, its AccountActivated is on the stream, where the sweep looks before it
+releases anything."""
+
+
+def claim_deadline(now: float, ttl_seconds: int) -> int:
+    """Whole seconds, so that the stored deadline and the one in StructureConfirmed are the same
+    instant."""
+    return int(now) + ttl_seconds
+
+
+def release_cutoff(now: float) -> float:
+    """Claims whose deadline is at or before this are due for release."""
+    return now - RELEASE_MARGIN_SECONDS
+
+
+class ReleaseStep(StrEnum):
+    """What the sweep does with a structure whose claim's deadline has come."""
+
+    RELEASE = "release"  # still claimed and due: its identity is freed
+    FORGET = "forget"  # gone, held or released already: only its deadline is left
+    WAIT = "wait"  # not due yet: nothing
+
+
+def release_step(claim: Claim | None, now: float) -> ReleaseStep:
+    if claim is None or claim.status is not ClaimStatus.CLAIMED or claim.expires_at is None:
+        return ReleaseStep.FORGET
+    return ReleaseStep.RELEASE if claim.expires_at <= release_cutoff(now) else ReleaseStep.WAIT
+
+
+def frees_identity(claim: Claim, holder: str | None) -> bool:
+    """The identity's guard goes with the claim only while it names this structure."""
+    return holder == claim.structure_id
+
+
+def structure_released(claim: Claim, now: float) -> StructureReleased:
+    return StructureReleased(
+        registration_id=claim.registration_id,
+        structure_id=claim.structure_id,
+        identifier_type=claim.identity.identifier_type,
+        identifier=claim.identity.identifier,
+        released_at=iso_utc(now),
+    )
+
+
+class ActivationStep(StrEnum):
+    """What an account activated for a structure does to its claim."""
+
+    HOLD = "hold"  # its gestionnaire principal: the structure is held for good
+    NOTHING = "nothing"  # another role, an unknown structure, or held already
+    TOO_LATE = "too_late"  # released already: cannot happen (activate refuses past the deadline)
+
+
+def activation_step(claim: Claim | None, role: str) -> ActivationStep:
+    if claim is None or role != Role.GESTIONNAIRE_PRINCIPAL or claim.status is ClaimStatus.HELD:
+        return ActivationStep.NOTHING
+    if claim.status is ClaimStatus.RELEASED:
+        return ActivationStep.TOO_LATE
+    return ActivationStep.HOLD

@@ -1,13 +1,15 @@
 """structure's commands and event handlers: load, decide with `domain`, record with the event.
 
 Each takes a unit of work (`uow.registrations`, `uow.structures`, `uow.captchas`,
-`uow.read_together`, `uow.publish`, `uow.clock`); the same code runs on Redis and, in the unit
-tests, on dicts.
+`uow.read_together`, `uow.publish`, `uow.clock`, `uow.claim_ttl_seconds`); the same code runs on
+Redis and, in the unit tests, on dicts.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.structure import captcha, domain
@@ -29,6 +31,10 @@ from shared.errors import DomainError
 from shared.events import Event
 from shared.timestamps import iso_utc
 
+log = logging.getLogger(__name__)
+
+SWEEP_MAX_BATCHES = 100
+
 # --- events ----------------------------------------------------------------------------------
 
 
@@ -49,6 +55,22 @@ def on_registration_started(
 
 def _establishment(sirene: Sirene, identity: domain.Identity) -> Establishment | None:
     return sirene.lookup(identity.identifier) if domain.is_in_sirene(identity) else None
+
+
+def on_account_activated(event: Event, uow: StructureUnitOfWork) -> None:
+    """The structure's gestionnaire principal is active: the structure is held for good, and the
+    sweep will not release it. A second delivery, or another role, changes nothing."""
+    structure_id = event.data["structure_id"]
+    (claim,) = uow.read_together(uow.structures.read_claim(structure_id))
+    step = domain.activation_step(claim, event.data["role"])
+    if step is domain.ActivationStep.HOLD:
+        uow.structures.hold(structure_id)
+    elif step is domain.ActivationStep.TOO_LATE:
+        log.error(
+            "structure %s was released before its account %s was activated",
+            structure_id,
+            event.data["account_id"],
+        )
 
 
 # --- the step-2 form -------------------------------------------------------------------------
@@ -116,15 +138,21 @@ def confirm_structure(
             uow.run(uow.captchas.remove, answer.captcha_id)  # checked, so spent
         raise domain.Refused(registration, errors)
 
+    now = uow.clock()
     structure = NewStructure(
         structure_id=str(uuid.uuid4()),
         identity=identity,
         fields=confirmation.structure,
         registration_id=registration.registration_id,
-        created_at=iso_utc(uow.clock()),
+        created_at=iso_utc(now),
+        claim_expires_at=domain.claim_deadline(now, uow.claim_ttl_seconds),
     )
     event = domain.structure_confirmed(
-        registration.registration_id, structure.structure_id, identity, confirmation
+        registration.registration_id,
+        structure.structure_id,
+        identity,
+        confirmation,
+        claim_expires_at=structure.claim_expires_at,
     )
     outcome = uow.run(_open_structure, uow, structure, event, answer)
     if isinstance(outcome, DomainError):
@@ -155,7 +183,8 @@ def _open_structure(
 ) -> NewStructure | DomainError:
     """The transaction of step 2: the registration, its identity's guard and the challenge are
     read and watched together, so that of two people confirming the same structure (or the same
-    registration) at once, exactly one commits; the other runs again and is refused.
+    registration) at once, exactly one commits; the other runs again and is refused. The new
+    structure's claim and its deadline are written with it.
 
     A refusal is returned, not raised, so that the challenge it spent is committed with it."""
     current, holder, stored = uow.read_together(
@@ -178,6 +207,46 @@ def _open_structure(
     )
     uow.publish(event)
     return structure
+
+
+# --- the sweep -------------------------------------------------------------------------------
+
+
+def release_unclaimed(uow: StructureUnitOfWork, activations_pending: Callable[[], bool]) -> int:
+    """Structures whose first account was not activated by their claim's deadline are released
+    (StructureReleased): their identity may open a new structure. Returns how many.
+
+    Nothing is released while `activations_pending()` says that an AccountActivated is not
+    handled yet: it may be the one that holds a structure due now; the next round sees it
+    handled. Asked after the clock is read, so that every activation that read its clock before
+    the deadline (activate refuses the others) has published its event by then. Each structure
+    is released in its own transaction, which reads the claim and the identity's guard again,
+    watched: an activation handled meanwhile, or a second sweep, makes it decide again. Safe to
+    run twice, or twice at once."""
+    now = uow.clock()
+    released = 0
+    for _ in range(SWEEP_MAX_BATCHES):
+        due = uow.structures.due_for_release(domain.release_cutoff(now))
+        if not due:
+            break
+        if activations_pending():
+            log.info("structures due for release wait: AccountActivated entries are not handled yet")
+            break
+        released += sum(uow.run(_release_one, uow, structure_id, now) for structure_id in due)
+    return released
+
+
+def _release_one(uow: StructureUnitOfWork, structure_id: str, now: float) -> bool:
+    (claim,) = uow.read_together(uow.structures.read_claim(structure_id))
+    step = domain.release_step(claim, now)
+    if step is domain.ReleaseStep.FORGET:
+        uow.structures.forget_deadline(structure_id)
+    if step is not domain.ReleaseStep.RELEASE or claim is None:
+        return False
+    (holder,) = uow.read_together(uow.structures.read_holder(claim.identity))
+    uow.structures.release(claim, iso_utc(now), free_identity=domain.frees_identity(claim, holder))
+    uow.publish(domain.structure_released(claim, now))
+    return True
 
 
 # --- the bot challenge -----------------------------------------------------------------------

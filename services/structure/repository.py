@@ -2,9 +2,13 @@
 
 - `structure:registration:{registration_id}` (hash): the registration as step 1 announced it,
   the SIRENE look-up's outcome, the form's pre-fill, and once confirmed its structure id;
-- `structure:structure:{structure_id}` (hash): a structure;
+- `structure:structure:{structure_id}` (hash): a structure, with its claim on its identity
+  (`claim_status`, `claim_expires_at`); a released structure is kept a week, then forgotten;
 - `structure:by-identifier:{country}:{type}:{identifier}` (string): the structure id of an
-  identity, the guard that makes one structure per identity;
+  identity, the guard that makes one structure per identity (removed when its structure is
+  released);
+- `structure:claim-deadlines` (sorted set): structure id → when its claim is released unless its
+  first account is activated, for the beat's sweep;
 - `structure:captcha:{captcha_id}` (hash): a bot challenge: its answer's hash, its expiry, its
   text sealed with SECRET_KEY and how many times its image was drawn (the image is not kept);
 - `structure:registration-captchas:{registration_id}` (hash): the challenges issued for a
@@ -24,12 +28,29 @@ from dataclasses import asdict, dataclass
 from typing import Any, Generic, TypeVar
 
 from services.structure.captcha import KeptDrawing, NewCaptcha, StoredCaptcha
-from services.structure.domain import Identity, LookupOutcome, NewStructure, Registration, StructureFields
+from services.structure.domain import (
+    Claim,
+    ClaimStatus,
+    Identity,
+    LookupOutcome,
+    NewStructure,
+    Registration,
+    StructureFields,
+)
 from shared.unit_of_work import RedisUnitOfWork
 
 T = TypeVar("T")
 
-RETENTION_SECONDS = 7 * 24 * 3600  # a registration stays readable this long after it is abandoned
+RETENTION_SECONDS = 7 * 24 * 3600  # a registration (or a released structure) stays this long
+CLAIM_DEADLINES = "structure:claim-deadlines"
+_CLAIM_FIELDS = (
+    "identifier_type",
+    "identifier",
+    "country",
+    "registration_id",
+    "claim_status",
+    "claim_expires_at",
+)
 
 
 def _registration_key(registration_id: str) -> str:
@@ -94,7 +115,8 @@ def _kept_drawing(values: list[str | None]) -> KeptDrawing | None:
 
 
 def _structure_mapping(structure: NewStructure) -> dict[str, str]:
-    """The structure's hash: its identity, then its fields (the address's country apart)."""
+    """The structure's hash: its identity, then its fields (the address's country apart), then
+    its claim."""
     fields = asdict(structure.fields)
     address_country = fields.pop("country")
     return {
@@ -106,7 +128,23 @@ def _structure_mapping(structure: NewStructure) -> dict[str, str]:
         "address_country": address_country,
         "registration_id": structure.registration_id,
         "created_at": structure.created_at,
+        "claim_status": ClaimStatus.CLAIMED,
+        "claim_expires_at": str(structure.claim_expires_at),
     }
+
+
+def _claim(structure_id: str, values: list[str | None]) -> Claim | None:
+    identifier_type, identifier, country, registration_id, status, expires_at = values
+    if not identifier_type or not identifier or not country:
+        return None
+    return Claim(
+        structure_id=structure_id,
+        identity=Identity(identifier_type, identifier, country),
+        registration_id=registration_id or "",
+        # A structure opened before claims had a deadline is held, as it always was.
+        status=ClaimStatus(status) if status else ClaimStatus.HELD,
+        expires_at=int(expires_at) if expires_at else None,
+    )
 
 
 class RegistrationRepository:
@@ -155,9 +193,40 @@ class StructureRepository:
         return Read(key, ("GET", key))
 
     def add(self, structure: NewStructure) -> None:
-        """The structure and its identity's guard."""
+        """The structure, its identity's guard and its claim's deadline."""
         self.uow.writes.set(_identity_key(structure.identity), structure.structure_id)
         self.uow.writes.hset(_structure_key(structure.structure_id), mapping=_structure_mapping(structure))
+        self.uow.writes.zadd(CLAIM_DEADLINES, {structure.structure_id: structure.claim_expires_at})
+
+    def read_claim(self, structure_id: str) -> Read[Claim | None]:
+        """The structure's claim on its identity, if the structure exists."""
+        key = _structure_key(structure_id)
+        return Read(key, ("HMGET", key, *_CLAIM_FIELDS), lambda values: _claim(structure_id, values))
+
+    def hold(self, structure_id: str) -> None:
+        """Held for good: its first account is active."""
+        self.uow.writes.hset(_structure_key(structure_id), "claim_status", ClaimStatus.HELD)
+        self.forget_deadline(structure_id)
+
+    def release(self, claim: Claim, released_at: str, *, free_identity: bool) -> None:
+        """Released: kept a week for the record; its identity's guard removed when it still
+        names this structure (`free_identity`)."""
+        key = _structure_key(claim.structure_id)
+        if free_identity:
+            self.uow.writes.delete(_identity_key(claim.identity))
+        self.uow.writes.hset(key, mapping={"claim_status": ClaimStatus.RELEASED, "released_at": released_at})
+        self.uow.writes.expire(key, RETENTION_SECONDS)
+        self.forget_deadline(claim.structure_id)
+
+    def forget_deadline(self, structure_id: str) -> None:
+        self.uow.writes.zrem(CLAIM_DEADLINES, structure_id)
+
+    def due_for_release(self, until: float, limit: int = 500) -> list[str]:
+        """Ids of the structures whose claim's deadline is at or before `until`, earliest first."""
+        (due,) = self.uow.read(
+            CLAIM_DEADLINES, ("ZRANGEBYSCORE", CLAIM_DEADLINES, "-inf", until, "LIMIT", 0, limit)
+        )
+        return due
 
 
 class CaptchaRepository:
@@ -217,8 +286,12 @@ class CaptchaRepository:
 
 
 class StructureUnitOfWork(RedisUnitOfWork):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    """`claim_ttl_seconds` (STRUCTURE_CLAIM_TTL_SECONDS): how long a new structure's claim lasts
+    unless its first account is activated."""
+
+    def __init__(self, *args: Any, claim_ttl_seconds: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.claim_ttl_seconds = claim_ttl_seconds
         self.registrations = RegistrationRepository(self)
         self.structures = StructureRepository(self)
         self.captchas = CaptchaRepository(self)

@@ -18,7 +18,6 @@ def stored_keys(redis_client) -> list[str]:
     return [k for k in redis_client.keys("*") if not k.startswith("limits:")]
 
 
-
 @pytest.fixture
 def clock():
     return Clock()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
-from io import BytesIO
 
 import pytest
-from captcha.image import ImageCaptcha
 
 from services.structure.app import create_app
 from services.structure.bootstrap import bootstrap
 from services.structure.captcha import DRAWS_PER_CHALLENGE, KEPT_PER_REGISTRATION, CaptchaMaker, random_text
 from shared.testing import events_on
+from tests.captcha_drawing import RecordingDrawer
 from tests.clock import Clock
 from tests.integration.test_structure_support import deliver, snapshot, started, step2
 
@@ -32,18 +31,6 @@ class Answers:
     def __call__(self) -> str:
         self.drawn.append(random_text())
         return self.drawn[-1]
-
-
-class RecordingDrawer(ImageCaptcha):
-    """Draws as in production, and remembers the text of each image it drew."""
-
-    def __init__(self) -> None:
-        super().__init__(width=200, height=70)
-        self.drawn: list[str] = []
-
-    def generate(self, chars: str, format: str = "png", bg_color=None, fg_color=None) -> BytesIO:
-        self.drawn.append(chars)
-        return super().generate(chars, format=format, bg_color=bg_color, fg_color=fg_color)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 
@@ -170,6 +171,8 @@ def test_step2_creates_one_structure_and_one_event(client, redis_client, setting
 
     (confirmed,) = events_on(redis_client, "StructureConfirmed")
     assert confirmed.subject == event.subject and confirmed.source == "/services/structure"
+    deadline = datetime.fromisoformat(confirmed.data.pop("claim_expires_at")).timestamp()
+    assert abs(deadline - time.time() - settings.structure_claim_ttl_seconds) < 60  # tells activate
     assert confirmed.data == {
         "registration_id": event.subject,
         "structure_id": structure_id,
@@ -197,6 +200,8 @@ def test_step2_creates_one_structure_and_one_event(client, redis_client, setting
     }
     stored = redis_client.hgetall(f"structure:structure:{structure_id}")
     assert stored["company_name"] == "<b>Au Pied de Cochon</b> & Cie"
+    assert (stored["claim_status"], int(stored["claim_expires_at"])) == ("claimed", deadline)
+    assert redis_client.zscore("structure:claim-deadlines", structure_id) == deadline
     assert redis_client.get(f"structure:by-identifier:FR:SIRET:{SEED}") == structure_id
 
     again = client.post(url(event.subject), json=body)

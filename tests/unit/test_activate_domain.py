@@ -342,3 +342,69 @@ def test_first_user_becomes_principal_manager():
     active, event = domain.activate(account(status=AccountStatus.AWAITING_ACTIVATION, token_hash="h1"))
     assert (active.status, active.role, active.token_hash) == ("active", "GESTIONNAIRE_PRINCIPAL", None)
     assert (event.account_id, event.structure_id, event.role) == ("a1", "s1", "GESTIONNAIRE_PRINCIPAL")
+
+
+# --- the structure's claim -----------------------------------------------------------------------
+
+DEADLINE = 1_800_604_800
+
+
+def test_the_claim_deadline_is_read_from_structure_confirmed():
+    data = {
+        "structure_id": "s1",
+        "user": {"last_name": "Curie", "first_name": "Marie", "login_email": "marie@example.fr"},
+    }
+    assert domain.pending_account("r1", "a1", data).claim_expires_at is None  # an older event
+    stamped = {**data, "claim_expires_at": iso_utc(DEADLINE)}
+    assert domain.pending_account("r1", "a1", stamped).claim_expires_at == DEADLINE
+
+
+def test_an_account_not_active_by_its_claim_deadline_has_lapsed():
+    waiting = account(status=AccountStatus.AWAITING_ACTIVATION, token_hash="h1", claim_expires_at=DEADLINE)
+    assert not domain.claim_lapsed(waiting, DEADLINE - 0.001)
+    assert domain.claim_lapsed(waiting, DEADLINE)
+    assert not domain.claim_lapsed(activated(waiting), DEADLINE + 3600)
+    assert not domain.claim_lapsed(account(), DEADLINE + 10**9)  # no deadline: never
+    assert domain.claim_lapsed(account(status=AccountStatus.RELEASED), 0)  # released: whatever the time
+    with pytest.raises(domain.ClaimLapsed) as caught:
+        domain.ensure_claim_open(waiting, DEADLINE)
+    assert caught.value.status == 404 and "Recommencez" in caught.value.message
+
+
+def test_a_release_closes_an_account_not_active_and_only_once():
+    waiting = account(status=AccountStatus.AWAITING_ACTIVATION, token_hash="h1", token_expires_at=1000)
+    closed = domain.release(waiting)
+    assert (closed.status, closed.token_hash, closed.token_expires_at) == (AccountStatus.RELEASED, None, None)
+    assert not closed.awaits_activation and closed.released
+    assert domain.release(closed) is None
+    assert domain.release(activated(waiting)) is None
+
+
+def test_a_link_dies_with_its_structure_s_claim():
+    same = str.__eq__
+    waiting = account(status=AccountStatus.AWAITING_ACTIVATION, token_hash="h1", claim_expires_at=DEADLINE)
+    live = record(expires_at=DEADLINE + 3600)
+    assert links.ensure_link_opens(live, waiting, DEADLINE - 1, same) == (live, waiting)
+    with pytest.raises(TokenGone) as caught:
+        links.ensure_link_opens(live, waiting, DEADLINE, same)
+    assert caught.value.reason is TokenState.EXPIRED and caught.value.message == links.CLAIM_LAPSED
+    with pytest.raises(TokenGone) as caught:  # voided by the release: still told why
+        links.ensure_link_opens(record(state=TokenState.EXPIRED), domain.release(waiting), 0, same)
+    assert caught.value.message == links.CLAIM_LAPSED
+    with pytest.raises(NotFound):
+        links.ensure_link_opens(None, None, 0, same)
+
+
+def test_a_dead_link_of_a_lapsed_account_offers_nothing_more():
+    waiting = account(status=AccountStatus.AWAITING_ACTIVATION, token_hash="h1", claim_expires_at=DEADLINE)
+    assert links.after_dead_link(waiting, DEADLINE - 1) is links.NextStep.NEW_LINK
+    assert links.after_dead_link(waiting, DEADLINE) is links.NextStep.NONE
+    assert links.after_dead_link(activated(waiting), DEADLINE) is links.NextStep.SIGN_IN
+    assert links.after_dead_link(None, 0) is links.NextStep.NONE
+
+
+def test_a_release_expires_a_link_that_still_worked_only():
+    assert links.released_link_fate(record()) is TokenState.EXPIRED
+    assert links.released_link_fate(record(state=TokenState.USED)) is None
+    assert links.released_link_fate(record(state=TokenState.REPLACED)) is None
+    assert links.released_link_fate(None) is None

@@ -10,6 +10,7 @@ from services.activate.catalogue import DEFAULT_WORKSPACES, SECRET_QUESTIONS
 from services.activate.domain import (
     AccountStatus,
     AlreadyActive,
+    ClaimLapsed,
     LoginTaken,
     RefusedForm,
     WorkspacesAlreadyChosen,
@@ -51,25 +52,24 @@ def uow(clock):
 # --- how a test says what happens ----------------------------------------------------------------
 
 
-def confirmed(uow, registration_id="r1", email="marie.curie@example.fr"):
-    """StructureConfirmed for `registration_id`, handled as the bus does: in one transaction."""
-    event = new_event(
-        "StructureConfirmed",
-        "structure",
-        registration_id,
-        {
-            "structure_id": f"structure-{registration_id}",
-            "structure": {"company_name": "CURIE SARL"},
-            "user": {
-                "last_name": "Curie",
-                "first_name": "Marie",
-                "login_email": email,
-                "contact_email": "contact@example.fr",
-                "survey_consent": False,
-            },
-            "features": {"payment_requests": True, "dume": False},
+def confirmed(uow, registration_id="r1", email="marie.curie@example.fr", claim_expires_at=None):
+    """StructureConfirmed for `registration_id`, handled as the bus does: in one transaction.
+    `claim_expires_at` (epoch seconds): the structure's claim deadline, if the event tells one."""
+    data = {
+        "structure_id": f"structure-{registration_id}",
+        "structure": {"company_name": "CURIE SARL"},
+        "user": {
+            "last_name": "Curie",
+            "first_name": "Marie",
+            "login_email": email,
+            "contact_email": "contact@example.fr",
+            "survey_consent": False,
         },
-    )
+        "features": {"payment_requests": True, "dume": False},
+    }
+    if claim_expires_at is not None:
+        data["claim_expires_at"] = iso_utc(claim_expires_at)
+    event = new_event("StructureConfirmed", "structure", registration_id, data)
     uow.run(handlers.on_structure_confirmed, event, uow)
     return uow.accounts.get(registration_id)
 
@@ -553,3 +553,132 @@ def test_a_deadline_left_by_a_forgotten_link_is_dropped(uow, clock):
     uow.tokens.deadlines["gone-hash"] = int(clock.now) - 1
     assert handlers.expire_activation_tokens(uow) == 0
     assert uow.tokens.deadlines == {}
+
+
+# --- the structure's claim: activated in time, or released with its structure --------------------
+
+CLAIM_TTL = 7 * 24 * 3600
+
+
+def claimed_at_step_four(uow, clock, registration_id="r1", email="marie.curie@example.fr") -> str:
+    """Steps 2 and 3 with a structure whose claim lasts CLAIM_TTL from now; the link's token."""
+    confirmed(uow, registration_id, email, claim_expires_at=int(clock.now) + CLAIM_TTL)
+    choose(uow, registration_id)
+    return last_link(uow, registration_id)
+
+
+def released(uow, registration_id="r1", structure_id=None):
+    """StructureReleased for the registration's structure, handled as the bus does."""
+    data = {
+        "structure_id": structure_id or f"structure-{registration_id}",
+        "identifier_type": "SIRET",
+        "identifier": "81880244900038",
+        "released_at": "2027-01-22T08:00:02+00:00",
+    }
+    uow.run(
+        handlers.on_structure_released,
+        new_event("StructureReleased", "structure", registration_id, data),
+        uow,
+    )
+    return uow.accounts.get(registration_id)
+
+
+def test_the_account_learns_its_structure_s_claim_deadline(uow, clock):
+    deadline = int(clock.now) + CLAIM_TTL
+    assert confirmed(uow, claim_expires_at=deadline).claim_expires_at == deadline
+    assert confirmed(uow, "older").claim_expires_at is None  # an event from before claims
+
+
+def test_a_link_activates_until_the_claim_deadline(uow, clock):
+    claimed_at_step_four(uow, clock)
+    clock.now += CLAIM_TTL - 1
+    resend(uow)  # the link itself lasts an hour: a new one, a second before the deadline
+    assert activate(uow, last_link(uow)).is_active
+
+
+def test_activation_is_refused_from_the_claim_deadline_on(uow, clock):
+    claimed_at_step_four(uow, clock)
+    clock.now += CLAIM_TTL - 60
+    resend(uow)
+    token = last_link(uow)  # a link still valid by its own expiry
+    clock.now += 60
+    gone = nothing_recorded_by(uow, lambda: activate(uow, token), TokenGone)
+    assert gone.reason is TokenState.EXPIRED and gone.message == links.CLAIM_LAPSED
+    with pytest.raises(TokenGone):
+        handlers.open_activation(token, uow)
+    assert handlers.after_dead_link(gone, uow) is NextStep.NONE  # no new link to ask for
+
+
+def test_the_deadline_passing_during_the_hashing_refuses_the_activation(uow, clock):
+    """The transaction reads the clock again: the check before the hashing is not the one that counts."""
+    token = claimed_at_step_four(uow, clock)
+    clock.now += CLAIM_TTL - 1
+
+    def deadline_passes() -> None:
+        clock.now += 1
+
+    with pytest.raises(TokenGone) as caught:
+        activate(uow, token, hasher=Interfering(deadline_passes))
+    assert caught.value.reason is TokenState.EXPIRED
+    assert published(uow, "AccountActivated") == []
+    assert uow.accounts.get("r1").status is AccountStatus.AWAITING_ACTIVATION
+
+
+def test_past_the_deadline_no_new_link_and_no_workspaces_before_the_release_comes(uow, clock):
+    claimed_at_step_four(uow, clock)
+    confirmed(uow, "r2", "paul@example.fr", claim_expires_at=int(clock.now) + CLAIM_TTL)
+    clock.now += CLAIM_TTL
+    for action in (lambda: resend(uow), lambda: choose(uow, "r2")):
+        refused = nothing_recorded_by(uow, action, ClaimLapsed)
+        assert refused.status == 404 and "expiré" in refused.message
+    before = snapshot(uow)
+    assert request_link(uow) == 0
+    assert snapshot(uow) == before
+
+
+def test_a_released_structure_closes_its_pending_account_and_kills_its_link(uow, clock):
+    token = claimed_at_step_four(uow, clock)
+    account = uow.accounts.get("r1")
+    clock.now += CLAIM_TTL + 2
+    closed = released(uow)
+    assert closed.status is AccountStatus.RELEASED and closed.token_hash is None
+    assert not closed.awaits_activation
+    assert uow.accounts.awaiting_activation("marie.curie@example.fr", 10) == []
+    assert uow.tokens.get(account.token_hash).state is TokenState.EXPIRED
+    assert uow.tokens.deadlines == {}  # nothing left for the link sweep
+    assert uow.published_types() == ["WorkspacesChosen", "ActivationLinkIssued"]  # nothing more
+    with pytest.raises(TokenGone) as caught:
+        handlers.open_activation(token, uow)
+    assert caught.value.reason is TokenState.EXPIRED
+    assert handlers.after_dead_link(caught.value, uow) is NextStep.NONE
+    with pytest.raises(ClaimLapsed):
+        handlers.find_account("r1", uow, arrivals=NoWait())
+    assert released(uow) == closed  # a second delivery changes nothing
+
+
+def test_a_released_account_can_never_be_activated_again_even_with_an_old_clock(uow, clock):
+    """Released is final, whatever the clock says (an activate host whose clock is late)."""
+    token = claimed_at_step_four(uow, clock)
+    released(uow)
+    nothing_recorded_by(uow, lambda: activate(uow, token), TokenGone)
+    nothing_recorded_by(uow, lambda: resend(uow), ClaimLapsed)
+
+
+def test_a_release_before_step_three_closes_the_account_too(uow, clock):
+    confirmed(uow, claim_expires_at=int(clock.now) + CLAIM_TTL)
+    assert released(uow).status is AccountStatus.RELEASED
+    nothing_recorded_by(uow, lambda: choose(uow), ClaimLapsed)
+
+
+def test_an_active_account_is_never_released_and_the_release_is_logged(uow, clock, caplog):
+    active = activate(uow, claimed_at_step_four(uow, clock))
+    assert released(uow) == active
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+
+
+def test_a_release_for_another_structure_or_an_unknown_registration_changes_nothing(uow, clock):
+    claimed_at_step_four(uow, clock)
+    before = snapshot(uow)
+    released(uow, structure_id="another-structure")
+    released(uow, "nope")
+    assert snapshot(uow) == before

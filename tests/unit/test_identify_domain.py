@@ -137,3 +137,10 @@ def test_a_new_link_revives_an_expired_registration():
 
 def test_late_structure_event_does_not_undo_later_steps():
     assert domain.progress_after(at("workspaces_chosen", "T1"), "StructureConfirmed", {}) is None
+
+
+def test_a_released_structure_expires_its_registration_unless_activated():
+    for status in ("started", "structure_confirmed", "workspaces_chosen"):
+        assert domain.progress_after(at(status, "T1"), "StructureReleased", {}) == at("expired", "T1")
+    assert domain.progress_after(at("expired", "T1"), "StructureReleased", {}) is None
+    assert domain.progress_after(at("activated", "T1"), "StructureReleased", {}) is None

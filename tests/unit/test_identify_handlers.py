@@ -15,7 +15,6 @@ SIRET = "81880244900038"
 TTL = 86400
 
 
-
 @pytest.fixture
 def clock():
     return Clock()
@@ -143,3 +142,26 @@ def test_a_registration_past_step_three_is_not_abandoned(uow, clock):
     later(uow, rid, "WorkspacesChosen", token_expires_at="2027-01-01T01:00:00+00:00")
     clock.now += TTL + 1
     assert handlers.expire_abandoned(uow) == 0
+
+
+RELEASED = {
+    "structure_id": "s-1",
+    "identifier_type": "SIRET",
+    "identifier": SIRET,
+    "released_at": "2027-01-22T08:00:02+00:00",
+}
+
+
+def test_a_released_structure_expires_its_registration(uow):
+    rid = start(uow).registration_id
+    later(uow, rid, "StructureConfirmed")
+    later(uow, rid, "WorkspacesChosen", token_expires_at="2027-01-01T01:00:00+00:00")
+    assert later(uow, rid, "StructureReleased", **RELEASED).status is RegistrationStatus.EXPIRED
+    assert later(uow, rid, "StructureReleased", **RELEASED).status is RegistrationStatus.EXPIRED
+    assert "StructureReleased" in handlers.FOLLOWED_EVENTS
+
+
+def test_a_release_never_moves_an_activated_registration_back(uow):
+    rid = start(uow).registration_id
+    later(uow, rid, "AccountActivated")
+    assert later(uow, rid, "StructureReleased", **RELEASED).status is RegistrationStatus.ACTIVATED

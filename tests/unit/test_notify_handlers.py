@@ -21,7 +21,6 @@ TOKEN = "s3cret-Token_value"
 NOW = 1741788300.0  # 2025-03-12T14:05:00+00:00
 
 
-
 class Outbox:
     """The mail sender: keeps what it is given, or fails as it is told."""
 

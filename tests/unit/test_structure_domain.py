@@ -168,8 +168,11 @@ def test_foreign_postal_codes_are_not_french():
 
 def test_event_data_follows_the_contract():
     confirmation, _ = check(features=Features(dume=True))
-    event = domain.structure_confirmed("r-1", "s-1", SIRET_IDENTITY, confirmation)
+    event = domain.structure_confirmed(
+        "r-1", "s-1", SIRET_IDENTITY, confirmation, claim_expires_at=1_800_604_800
+    )
     validate_data(event.type, event.data())  # raises if the contract is broken
+    assert event.claim_expires_at == "2027-01-22T08:00:00+00:00"
     assert event.type == "StructureConfirmed"
     assert event.data()["registration_id"] == "r-1" and event.structure_id == "s-1"
     assert event.structure["identifier"] == "81880244900038"
@@ -208,3 +211,63 @@ def test_a_registration_opens_one_structure_and_never_takes_one_over():
     assert taken.errors == {"identifier": [domain.STRUCTURE_EXISTS]}
     with pytest.raises(domain.AlreadyConfirmed):
         domain.still_open(confirmed)
+
+
+# The structure's claim on its identity ------------------------------------------------------------
+
+DEADLINE = 1_800_604_800
+CLAIM = domain.Claim("s-1", SIRET_IDENTITY, "r-1", domain.ClaimStatus.CLAIMED, DEADLINE)
+
+
+def test_a_claim_lasts_its_ttl_in_whole_seconds():
+    assert domain.claim_deadline(1_800_000_000.7, 604_800) == DEADLINE
+
+
+def test_a_claimed_structure_is_released_only_past_its_deadline_and_the_margin():
+    assert domain.release_step(CLAIM, DEADLINE) is domain.ReleaseStep.WAIT
+    just_before = DEADLINE + domain.RELEASE_MARGIN_SECONDS - 0.5
+    assert domain.release_step(CLAIM, just_before) is domain.ReleaseStep.WAIT
+    due = DEADLINE + domain.RELEASE_MARGIN_SECONDS
+    assert domain.release_step(CLAIM, due) is domain.ReleaseStep.RELEASE
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        None,
+        replace(CLAIM, status=domain.ClaimStatus.HELD),
+        replace(CLAIM, status=domain.ClaimStatus.RELEASED),
+        replace(CLAIM, expires_at=None),
+    ],
+)
+def test_a_gone_held_or_released_structure_only_leaves_its_deadline(claim):
+    assert domain.release_step(claim, DEADLINE + 3600) is domain.ReleaseStep.FORGET
+
+
+def test_the_identity_is_freed_only_while_its_guard_names_the_structure():
+    assert domain.frees_identity(CLAIM, "s-1")
+    assert not domain.frees_identity(CLAIM, "s-2")
+    assert not domain.frees_identity(CLAIM, None)
+
+
+def test_the_release_is_announced_with_the_identity_freed():
+    event = domain.structure_released(CLAIM, DEADLINE + 60)
+    validate_data(event.type, event.data())
+    assert (event.registration_id, event.structure_id, event.identifier_type, event.identifier) == (
+        "r-1",
+        "s-1",
+        "SIRET",
+        "81880244900038",
+    )
+    assert event.released_at == "2027-01-22T08:01:00+00:00"
+
+
+def test_only_the_principal_manager_s_activation_holds_a_claimed_structure():
+    principal = "GESTIONNAIRE_PRINCIPAL"
+    assert domain.activation_step(CLAIM, principal) is domain.ActivationStep.HOLD
+    assert domain.activation_step(CLAIM, "UTILISATEUR") is domain.ActivationStep.NOTHING
+    assert domain.activation_step(None, principal) is domain.ActivationStep.NOTHING
+    held = replace(CLAIM, status=domain.ClaimStatus.HELD)
+    assert domain.activation_step(held, principal) is domain.ActivationStep.NOTHING
+    released = replace(CLAIM, status=domain.ClaimStatus.RELEASED)
+    assert domain.activation_step(released, principal) is domain.ActivationStep.TOO_LATE

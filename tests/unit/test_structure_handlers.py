@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from io import BytesIO
 
 import pytest
-from captcha.image import ImageCaptcha
 
 from services.structure import domain, handlers
 from services.structure.captcha import (
@@ -20,6 +18,7 @@ from services.structure.captcha import (
 from services.structure.domain import Features, Identity, StructureFields, UserForm
 from shared.arrivals import NoWait
 from shared.events import new_event
+from tests.captcha_drawing import RecordingDrawer
 from tests.clock import Clock
 from tests.unit.fakes.structure import FakeSirene, FakeStructureUnitOfWork
 from tests.unit.test_structure_domain import GOOD_STRUCTURE
@@ -213,18 +212,6 @@ def test_every_faulty_field_is_refused_at_once_and_nothing_written(uow, sirene):
 # The bot challenge ------------------------------------------------------------------------------
 
 
-class RecordingDrawer(ImageCaptcha):
-    """Draws as in production, and remembers each text it drew."""
-
-    def __init__(self) -> None:
-        super().__init__(width=200, height=70)
-        self.drawn: list[str] = []
-
-    def generate(self, chars: str, format: str = "png", bg_color=None, fg_color=None) -> BytesIO:
-        self.drawn.append(chars)
-        return super().generate(chars, format=format, bg_color=bg_color, fg_color=fg_color)
-
-
 @pytest.fixture
 def drawer():
     return RecordingDrawer()
@@ -412,3 +399,158 @@ def test_the_same_registration_confirmed_twice_at_once_counts_once(clock, sirene
     with pytest.raises(domain.AlreadyConfirmed):
         confirm(uow, sirene)
     assert len(uow.structures.by_id) == 1 and uow.published_types() == ["StructureConfirmed"]
+
+
+# The claim on the identity: held by an activation, released when none comes in time -------------
+
+CLAIM_TTL = FakeStructureUnitOfWork(None).claim_ttl_seconds
+PAST_THE_DEADLINE = CLAIM_TTL + domain.RELEASE_MARGIN_SECONDS
+NO_ACTIVATION_PENDING = lambda: False  # noqa: E731
+SQUATTER = "squatter@example.net"
+
+
+def activated(uow, structure, role="GESTIONNAIRE_PRINCIPAL"):
+    """AccountActivated for the structure's first account, handled as the bus does."""
+    data = {"account_id": "a-1", "structure_id": structure.structure_id, "role": role}
+    event = new_event("AccountActivated", "activate", structure.registration_id, data)
+    uow.run(handlers.on_account_activated, event, uow)
+
+
+def sweep(uow, pending=NO_ACTIVATION_PENDING):
+    return handlers.release_unclaimed(uow, pending)
+
+
+def test_a_new_structure_is_claimed_until_its_deadline_which_activate_learns(uow, sirene, clock):
+    start(uow, sirene)
+    structure = confirm(uow, sirene)
+    deadline = int(clock.now) + CLAIM_TTL
+    assert structure.claim_expires_at == deadline
+    assert uow.structures.claims[structure.structure_id].status is domain.ClaimStatus.CLAIMED
+    assert uow.structures.deadlines == {structure.structure_id: deadline}
+    (confirmed,) = uow.published
+    assert confirmed.claim_expires_at == "2027-01-22T08:00:00+00:00"
+
+
+def test_a_squatted_identifier_is_released_and_opens_a_new_structure(uow, sirene, clock):
+    start(uow, sirene, "squat", email=SQUATTER)
+    squatted = confirm(uow, sirene, "squat", email=SQUATTER)
+    clock.advance(PAST_THE_DEADLINE)
+    assert sweep(uow) == 1
+    (released,) = [e for e in uow.published if e.type == "StructureReleased"]
+    assert (released.registration_id, released.structure_id, released.identifier) == (
+        "squat",
+        squatted.structure_id,
+        SEED,
+    )
+    assert released.released_at == "2027-01-22T08:00:02+00:00"
+    assert uow.structures.claims[squatted.structure_id].status is domain.ClaimStatus.RELEASED
+    assert uow.structures.deadlines == {}
+
+    start(uow, sirene, "company")
+    company = confirm(uow, sirene, "company")
+    assert uow.structures.holders[Identity("SIRET", SEED, "FR")] == company.structure_id
+    assert sweep(uow) == 0  # a second beat finds nothing left
+
+
+def test_the_attack_succeeds_without_the_sweep(uow, sirene, clock):
+    """What the sweep prevents: the identifier stays taken however long the squatter waits."""
+    start(uow, sirene, "squat", email=SQUATTER)
+    confirm(uow, sirene, "squat", email=SQUATTER)
+    clock.advance(10 * PAST_THE_DEADLINE)
+    start(uow, sirene, "company")
+    with pytest.raises(domain.StructureExists):
+        confirm(uow, sirene, "company")
+
+
+def test_nothing_is_released_before_the_deadline_and_its_margin(uow, sirene, clock):
+    start(uow, sirene)
+    structure = confirm(uow, sirene)
+    clock.advance(PAST_THE_DEADLINE - 1)
+    assert sweep(uow) == 0
+    assert uow.structures.holders[structure.identity] == structure.structure_id
+    clock.advance(1)
+    assert sweep(uow) == 1
+
+
+def test_nothing_is_released_while_an_activation_is_still_unhandled(uow, sirene, clock):
+    start(uow, sirene)
+    structure = confirm(uow, sirene)
+    clock.advance(PAST_THE_DEADLINE)
+    assert sweep(uow, pending=lambda: True) == 0
+    assert uow.structures.claims[structure.structure_id].status is domain.ClaimStatus.CLAIMED
+    assert uow.structures.deadlines == {structure.structure_id: structure.claim_expires_at}
+    assert uow.published_types() == ["StructureConfirmed"]
+    assert sweep(uow) == 1  # the next round, once it was handled (and held nothing)
+
+
+def test_the_principal_manager_s_activation_holds_the_structure_for_good(uow, sirene, clock):
+    start(uow, sirene)
+    structure = confirm(uow, sirene)
+    activated(uow, structure)
+    activated(uow, structure)  # a second delivery changes nothing
+    assert uow.structures.claims[structure.structure_id].status is domain.ClaimStatus.HELD
+    assert uow.structures.deadlines == {}
+    clock.advance(10 * PAST_THE_DEADLINE)
+    assert sweep(uow) == 0
+    assert uow.structures.holders[structure.identity] == structure.structure_id
+    assert uow.published_types() == ["StructureConfirmed"]
+
+
+def test_another_role_or_an_unknown_structure_holds_nothing(uow, sirene, clock):
+    start(uow, sirene)
+    structure = confirm(uow, sirene)
+    activated(uow, structure, role="UTILISATEUR")
+    activated(uow, replace(structure, structure_id="unknown"))
+    assert uow.structures.claims[structure.structure_id].status is domain.ClaimStatus.CLAIMED
+    clock.advance(PAST_THE_DEADLINE)
+    assert sweep(uow) == 1
+
+
+def test_an_activation_of_a_released_structure_is_logged_and_changes_nothing(uow, sirene, clock, caplog):
+    start(uow, sirene)
+    structure = confirm(uow, sirene)
+    clock.advance(PAST_THE_DEADLINE)
+    sweep(uow)
+    activated(uow, structure)
+    assert uow.structures.claims[structure.structure_id].status is domain.ClaimStatus.RELEASED
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    assert structure.structure_id in caplog.records[0].getMessage()
+
+
+def test_a_guard_that_names_another_structure_is_left_alone(uow, sirene, clock):
+    start(uow, sirene)
+    structure = confirm(uow, sirene)
+    uow.structures.holders[structure.identity] = "another-structure"
+    clock.advance(PAST_THE_DEADLINE)
+    assert sweep(uow) == 1
+    assert uow.structures.holders[structure.identity] == "another-structure"
+
+
+def test_a_deadline_left_by_a_forgotten_structure_is_dropped(uow, clock):
+    uow.structures.deadlines["gone"] = int(clock.now) - CLAIM_TTL
+    assert sweep(uow) == 0
+    assert uow.structures.deadlines == {} and uow.published == []
+
+
+def test_an_activation_handled_during_the_sweep_keeps_its_structure(clock, sirene):
+    """The activation is handled between the sweep's look at the deadlines and its transaction:
+    the transaction reads the claim again and releases nothing."""
+    uow = Interleaved(clock)
+    start(uow, sirene)
+    structure = confirm(uow, sirene)
+    clock.advance(PAST_THE_DEADLINE)
+    uow.meanwhile = lambda: activated(uow, structure)
+    assert sweep(uow) == 0
+    assert uow.structures.claims[structure.structure_id].status is domain.ClaimStatus.HELD
+    assert uow.structures.holders[structure.identity] == structure.structure_id
+    assert "StructureReleased" not in uow.published_types()
+
+
+def test_two_sweeps_at_once_release_once(clock, sirene):
+    uow = Interleaved(clock)
+    start(uow, sirene)
+    confirm(uow, sirene)
+    clock.advance(PAST_THE_DEADLINE)
+    uow.meanwhile = lambda: sweep(uow)
+    assert sweep(uow) == 0
+    assert uow.published_types().count("StructureReleased") == 1

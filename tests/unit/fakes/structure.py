@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from services.structure.captcha import KeptDrawing, NewCaptcha, StoredCaptcha
-from services.structure.domain import Identity, NewStructure, Registration
+from services.structure.domain import Claim, ClaimStatus, Identity, NewStructure, Registration
 from services.structure.sirene import Establishment
 from shared.unit_of_work import InMemoryUnitOfWork
 
@@ -37,6 +37,8 @@ class FakeStructures:
     def __init__(self) -> None:
         self.by_id: dict[str, NewStructure] = {}
         self.holders: dict[Identity, str] = {}
+        self.claims: dict[str, Claim] = {}
+        self.deadlines: dict[str, int] = {}
 
     def read_holder(self, identity: Identity) -> Read:
         return lambda: self.holders.get(identity)
@@ -44,6 +46,34 @@ class FakeStructures:
     def add(self, structure: NewStructure) -> None:
         self.by_id[structure.structure_id] = structure
         self.holders[structure.identity] = structure.structure_id
+        self.claims[structure.structure_id] = Claim(
+            structure.structure_id,
+            structure.identity,
+            structure.registration_id,
+            ClaimStatus.CLAIMED,
+            structure.claim_expires_at,
+        )
+        self.deadlines[structure.structure_id] = structure.claim_expires_at
+
+    def read_claim(self, structure_id: str) -> Read:
+        return lambda: self.claims.get(structure_id)
+
+    def hold(self, structure_id: str) -> None:
+        self.claims[structure_id] = replace(self.claims[structure_id], status=ClaimStatus.HELD)
+        self.forget_deadline(structure_id)
+
+    def release(self, claim: Claim, released_at: str, *, free_identity: bool) -> None:
+        if free_identity:
+            del self.holders[claim.identity]
+        self.claims[claim.structure_id] = replace(claim, status=ClaimStatus.RELEASED)
+        self.forget_deadline(claim.structure_id)
+
+    def forget_deadline(self, structure_id: str) -> None:
+        self.deadlines.pop(structure_id, None)
+
+    def due_for_release(self, until: float, limit: int = 500) -> list[str]:
+        due = sorted((at, structure_id) for structure_id, at in self.deadlines.items() if at <= until)
+        return [structure_id for _, structure_id in due[:limit]]
 
 
 @dataclass
@@ -89,9 +119,13 @@ class FakeCaptchas:
         issued[captcha.captcha_id] = captcha.stored.expires_at
 
 
+CLAIM_TTL = 7 * 24 * 3600
+
+
 class FakeStructureUnitOfWork(InMemoryUnitOfWork):
-    def __init__(self, clock=None) -> None:
+    def __init__(self, clock=None, claim_ttl_seconds: int = CLAIM_TTL) -> None:
         super().__init__(clock, "structure")
+        self.claim_ttl_seconds = claim_ttl_seconds
         self.registrations = FakeRegistrations()
         self.structures = FakeStructures()
         self.captchas = FakeCaptchas()
