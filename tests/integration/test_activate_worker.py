@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
-
-from celery.contrib.testing.worker import start_worker
-from celery.signals import task_postrun
 
 from services.activate import tasks
 from services.activate.app import create_app
 from shared.celery_app import make_celery
 from shared.testing import events_on, wait_for_event
 from tests.integration.activate_support import confirm, consumer_of, latest_token
+from tests.sweeps_worker import sweeps_worker
 
 TASK = tasks.expire_activation_tokens.name
 
@@ -31,29 +28,11 @@ def test_worker_expires_a_stale_link_once(settings, redis_client):
     assert client.post("/activate/api/registrations/r1/workspaces", json={}).status_code == 201
     token = latest_token(redis_client, settings, "r1")
 
-    celery = make_celery(settings)
-    celery.conf.include = ["services.activate.tasks"]  # this worker only needs activate's task
-    results: list[int] = []
-    finished = threading.Condition()
-
-    def on_postrun(sender=None, retval=None, **_):
-        if sender is not None and sender.name == TASK:
-            with finished:
-                results.append(retval)
-                finished.notify_all()
-
-    task_postrun.connect(on_postrun, weak=False)
-    try:
-        with start_worker(
-            celery, pool="solo", perform_ping_check=False, queues=["sweeps"], shutdown_timeout=30
-        ):
-            celery.send_task(TASK)
-            (expired,) = wait_for_event(redis_client, "ActivationTokenExpired", timeout=20)
-            celery.send_task(TASK)  # a second beat: nothing more to do
-            with finished:
-                assert finished.wait_for(lambda: len(results) == 2, timeout=20)
-    finally:
-        task_postrun.disconnect(on_postrun)
+    with sweeps_worker(settings, "services.activate.tasks", TASK) as (celery, runs):
+        celery.send_task(TASK)
+        (expired,) = wait_for_event(redis_client, "ActivationTokenExpired", timeout=20)
+        celery.send_task(TASK)  # a second beat: nothing more to do
+        results = runs.wait(2, timeout=20)
 
     assert results == [1, 0]
     assert len(events_on(redis_client, "ActivationTokenExpired")) == 1

@@ -15,7 +15,6 @@ claim's deadline: whatever refuses it afterwards comes from the release.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,8 +22,6 @@ from datetime import datetime
 import pytest
 import redis
 from argon2 import PasswordHasher
-from celery.contrib.testing.worker import start_worker
-from celery.signals import task_postrun
 from flask.testing import FlaskClient
 
 from services.activate.app import create_app as activate_app
@@ -41,6 +38,7 @@ from shared.testing import events_on, wait_for_event
 from tests.clock import Clock
 from tests.integration.activate_support import GOOD, consumer_of, latest_token, links
 from tests.integration.test_structure_support import SEED, make_consumer, step2
+from tests.sweeps_worker import sweeps_worker
 
 TASK = tasks.release_unclaimed_structures.name
 CLAIM_TTL = Settings.structure_claim_ttl_seconds
@@ -143,28 +141,9 @@ def sweep_now(settings: Settings) -> int:
 
 def sweep_by_beat(settings: Settings) -> int:
     """The task sent as beat sends it, to the `sweeps` queue, and run by a real Celery worker."""
-    celery = make_celery(settings)
-    celery.conf.include = ["services.structure.tasks"]  # this worker only needs structure's task
-    results: list[int] = []
-    finished = threading.Condition()
-
-    def on_postrun(sender=None, retval=None, **_):
-        if sender is not None and sender.name == TASK:
-            with finished:
-                results.append(retval)
-                finished.notify_all()
-
-    task_postrun.connect(on_postrun, weak=False)
-    try:
-        with start_worker(
-            celery, pool="solo", perform_ping_check=False, queues=["sweeps"], shutdown_timeout=30
-        ):
-            celery.send_task(TASK)
-            with finished:
-                assert finished.wait_for(lambda: results, timeout=30)
-    finally:
-        task_postrun.disconnect(on_postrun)
-    return results[0]
+    with sweeps_worker(settings, "services.structure.tasks", TASK) as (celery, runs):
+        celery.send_task(TASK)
+        return runs.wait(1)[0]
 
 
 def test_the_task_is_the_one_beat_schedules_on_the_sweeps_queue(settings):
