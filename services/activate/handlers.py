@@ -63,11 +63,7 @@ def on_structure_released(event: Event, uow: UnitOfWork) -> None:
     if released is None:
         return
     if account.token_hash:
-        fate = links.released_link_fate(uow.tokens.get(account.token_hash))
-        if fate is None:
-            uow.tokens.forget_deadline(account.token_hash)
-        else:
-            uow.tokens.set_state(account.token_hash, fate)
+        _retire(uow, account.token_hash, TokenState.EXPIRED)
     uow.accounts.save(released)
 
 
@@ -178,9 +174,10 @@ def request_activation_link(cmd: RequestActivationLink, uow: UnitOfWork, link_ma
     return renewed
 
 
-def _retire(uow: UnitOfWork, token_hash: str) -> None:
-    """The previous link, as a new one goes out: replaced if it still worked; no longer swept."""
-    fate = links.previous_link_fate(uow.tokens.get(token_hash))
+def _retire(uow: UnitOfWork, token_hash: str, dies_as: TokenState = TokenState.REPLACED) -> None:
+    """An account's link, as a new one goes out (replaced) or its structure is released
+    (expired), if it still worked; no longer swept either way."""
+    fate = links.retired_link_fate(uow.tokens.get(token_hash), dies_as)
     if fate is None:
         uow.tokens.forget_deadline(token_hash)
     else:

@@ -195,17 +195,10 @@ def renewed_on_request(active_owner: str | None, awaiting: Sequence[str]) -> lis
     return list(awaiting[:MAX_LINKS_PER_REQUEST])
 
 
-def previous_link_fate(previous: TokenRecord | None) -> TokenState | None:
-    """What a new link makes of the previous one: a link still issued is replaced; one already
-    dead (used, expired) stays as it is."""
-    if previous is not None and previous.state is TokenState.ISSUED:
-        return TokenState.REPLACED
-    return None
-
-
-def released_link_fate(link: TokenRecord | None) -> TokenState | None:
-    """What the release of its structure makes of an account's link: a link still issued is
-    expired; one already dead stays as it is."""
+def retired_link_fate(link: TokenRecord | None, dies_as: TokenState) -> TokenState | None:
+    """What retiring an account's link makes of it: a link still issued dies as `dies_as`
+    (REPLACED when a new link goes out, EXPIRED when its structure is released); one already
+    dead (used, expired, replaced) stays as it is."""
     if link is not None and link.state is TokenState.ISSUED:
-        return TokenState.EXPIRED
+        return dies_as
     return None

@@ -30,13 +30,6 @@ class RegistrationStatus(StrEnum):
     EXPIRED = "expired"
 
 
-STARTED = RegistrationStatus.STARTED
-STRUCTURE_CONFIRMED = RegistrationStatus.STRUCTURE_CONFIRMED
-WORKSPACES_CHOSEN = RegistrationStatus.WORKSPACES_CHOSEN
-ACTIVATED = RegistrationStatus.ACTIVATED
-EXPIRED = RegistrationStatus.EXPIRED
-
-
 @dataclass(frozen=True)
 class StructureIdentity:
     """A structure is identified by (country, identifier type, identifier)."""
@@ -187,30 +180,31 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
     expiry only applies to the newest link, and nothing moves an activated account back. A
     released structure (not activated in time) expires its registration.
     """
-    status = current.status
-    if status == ACTIVATED:
+    status, expires_now = current.status, current.token_expires_at
+    Status = RegistrationStatus
+    if status == Status.ACTIVATED:
         return None
     if event_type == "AccountActivated":
-        return Progress(ACTIVATED, current.token_expires_at)
+        return Progress(Status.ACTIVATED, expires_now)
     if event_type == "StructureReleased":
-        return Progress(EXPIRED, current.token_expires_at) if status != EXPIRED else None
+        return Progress(Status.EXPIRED, expires_now) if status != Status.EXPIRED else None
     if event_type == "StructureConfirmed":
-        return Progress(STRUCTURE_CONFIRMED) if status == STARTED else None
+        return Progress(Status.STRUCTURE_CONFIRMED) if status == Status.STARTED else None
     if event_type in ("WorkspacesChosen", "ActivationLinkIssued"):
         expires = data["token_expires_at"]
-        if current.token_expires_at and expires <= current.token_expires_at:
+        if expires_now and expires <= expires_now:
             return None
-        return Progress(WORKSPACES_CHOSEN, expires)
+        return Progress(Status.WORKSPACES_CHOSEN, expires)
     if event_type == "ActivationTokenExpired":
-        if status == WORKSPACES_CHOSEN and data["token_expires_at"] >= (current.token_expires_at or ""):
-            return Progress(EXPIRED, current.token_expires_at)
+        if status == Status.WORKSPACES_CHOSEN and data["token_expires_at"] >= (expires_now or ""):
+            return Progress(Status.EXPIRED, expires_now)
         return None
     return None
 
 
 def is_abandoned(status: RegistrationStatus) -> bool:
     """A registration that never reached step 3 expires with REGISTRATION_TTL_SECONDS."""
-    return status in (STARTED, STRUCTURE_CONFIRMED)
+    return status in (RegistrationStatus.STARTED, RegistrationStatus.STRUCTURE_CONFIRMED)
 
 
 IDENTIFIER_TYPE_LABELS = {

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, replace
 
 from services.identify import domain
-from services.identify.domain import Registration
+from services.identify.domain import Registration, RegistrationStatus
 from shared import contracts
 from shared.errors import NotFound, gather
 from shared.events import Event
@@ -40,7 +40,7 @@ def start_registration(cmd: StartRegistration, uow: UnitOfWork, ttl_seconds: int
         identifier_type=structure.identifier_type,
         identifier=structure.identifier,
         country=structure.country,
-        status=domain.STARTED,
+        status=RegistrationStatus.STARTED,
         created_at=now,
     )
 
@@ -114,6 +114,6 @@ def _expire_one(uow: UnitOfWork, registration_id: str) -> bool:
     uow.registrations.forget_deadline(registration_id)
     if current is None or not domain.is_abandoned(current.status):
         return False
-    uow.registrations.save_progress(replace(current, status=domain.EXPIRED))
+    uow.registrations.save_progress(replace(current, status=RegistrationStatus.EXPIRED))
     uow.publish(contracts.RegistrationExpired(registration_id=registration_id))
     return True

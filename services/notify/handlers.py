@@ -35,11 +35,6 @@ log = logging.getLogger(__name__)
 
 SEND_ACTIVATION_EMAIL = "notify.send_activation_email"
 SEND_ATTEMPT_EMAIL = "notify.send_registration_attempt_email"
-# The outcomes under their former names, for the modules that still import them.
-SENT = Outcome.SENT
-ALREADY_DONE = Outcome.ALREADY_DONE
-DROPPED = Outcome.DROPPED
-REFUSED = Outcome.REFUSED
 
 Enqueue = Callable[[str, str, dict[str, Any]], None]
 """`enqueue(task_name, task_id, kwargs)`: queue a Celery task (`bootstrap.CeleryQueue`)."""

@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 
 from services.structure import domain, handlers
 from services.structure.bootstrap import Structure
-from services.structure.captcha import IssuedCaptcha, SealingKeys
+from services.structure.captcha import IssuedCaptcha
 from services.structure.schemas import (
     CaptchaRequestSchema,
     CaptchaSchema,
@@ -51,12 +51,8 @@ def confirm(command: handlers.ConfirmStructure) -> domain.NewStructure:
         wiring.sirene,
         captcha_required=captcha_required(),
         arrivals=wiring.registrations,
+        claim_ttl_seconds=wiring.settings.structure_claim_ttl_seconds,
     )
-
-
-def _sealing_keys() -> SealingKeys:
-    settings = _wiring().settings
-    return SealingKeys(settings.require_secret_key(), settings.secret_key_previous)
 
 
 def new_captcha(registration_id: str | None = None, *, with_image: bool = False) -> IssuedCaptcha:
@@ -64,12 +60,7 @@ def new_captcha(registration_id: str | None = None, *, with_image: bool = False)
     `?registration_id=`); its image drawn now only `with_image`."""
     wiring = _wiring()
     return handlers.issue_captcha(
-        wiring.uow(),
-        wiring.captchas,
-        _sealing_keys(),
-        registration_id,
-        with_image=with_image,
-        arrivals=wiring.registrations,
+        wiring.uow(), wiring.captchas, wiring.sealing_keys, registration_id, with_image=with_image
     )
 
 
@@ -139,5 +130,5 @@ class CaptchaImage(MethodView):
         new noise) a few times at most per challenge, the image given by `POST /captchas`
         included."""
         wiring = _wiring()
-        png = handlers.captcha_image(captcha_id, wiring.uow(), wiring.captchas, _sealing_keys())
+        png = handlers.captcha_image(captcha_id, wiring.uow(), wiring.captchas, wiring.sealing_keys)
         return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})

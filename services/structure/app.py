@@ -29,9 +29,6 @@ def create_app(
     wiring = wiring or bootstrap(
         settings, client=client, clock=clock, sirene=sirene, captcha_text=captcha_text
     )
-    # The challenges' texts are sealed with SECRET_KEY (and the pages' forms signed with it):
-    # fail now, not in the middle of a request.
-    wiring.settings.require_secret_key()
     return service_app(
         SERVICE,
         "structure — étape 2",

@@ -9,7 +9,7 @@ from functools import cached_property
 
 import redis
 
-from services.structure.captcha import CaptchaMaker, random_text
+from services.structure.captcha import CaptchaMaker, SealingKeys, random_text
 from services.structure.repository import StructureUnitOfWork
 from services.structure.sirene import CsvSirene, Sirene
 from shared.arrivals import Arrivals, has_unhandled
@@ -24,6 +24,7 @@ SERVICE = "structure"
 class Structure(Wiring):
     sirene: Sirene
     captchas: CaptchaMaker
+    sealing_keys: SealingKeys  # seal the challenges' texts
 
     def uow(self) -> StructureUnitOfWork:
         return StructureUnitOfWork(
@@ -31,7 +32,6 @@ class Structure(Wiring):
             SERVICE,
             stream_maxlen=self.settings.event_stream_maxlen,
             clock=self.clock,
-            claim_ttl_seconds=self.settings.structure_claim_ttl_seconds,
         )
 
     @cached_property
@@ -62,4 +62,7 @@ def bootstrap(
         clock,
         sirene=sirene or CsvSirene(settings.sirene_dir),
         captchas=CaptchaMaker(text=captcha_text),
+        # The challenges' texts are sealed with SECRET_KEY (and the pages' forms signed with
+        # it): fail now, not in the middle of a request.
+        sealing_keys=SealingKeys(settings.require_secret_key(), settings.secret_key_previous),
     )

@@ -1,8 +1,8 @@
 """structure's commands and event handlers: load, decide with `domain`, record with the event.
 
 Each takes a unit of work (`uow.registrations`, `uow.structures`, `uow.captchas`,
-`uow.read_together`, `uow.publish`, `uow.clock`, `uow.claim_ttl_seconds`); the same code runs on
-Redis and, in the unit tests, on dicts.
+`uow.read_together`, `uow.publish`, `uow.clock`); the same code runs on Redis and, in the unit
+tests, on dicts.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from services.structure.captcha import (
 from services.structure.domain import NewStructure, Registration
 from services.structure.repository import StructureUnitOfWork
 from services.structure.sirene import Establishment, Sirene
-from shared.arrivals import Awaiting, NoWait
+from shared.arrivals import Awaiting
 from shared.contracts import StructureConfirmed
 from shared.errors import DomainError
 from shared.events import Event
@@ -113,8 +113,12 @@ def confirm_structure(
     *,
     captcha_required: bool,
     arrivals: Awaiting,
+    claim_ttl_seconds: int,
 ) -> NewStructure:
     """Step 2: check everything, then create the structure and publish StructureConfirmed.
+
+    The structure is claimed for `claim_ttl_seconds` (STRUCTURE_CLAIM_TTL_SECONDS): released
+    by the sweep unless its first account is activated by then.
 
     Field errors, the SIRET's standing and the challenge are all reported together (Refused);
     nothing is written unless all pass, except that a challenge that was checked is spent.
@@ -145,7 +149,7 @@ def confirm_structure(
         fields=confirmation.structure,
         registration_id=registration.registration_id,
         created_at=iso_utc(now),
-        claim_expires_at=domain.claim_deadline(now, uow.claim_ttl_seconds),
+        claim_expires_at=domain.claim_deadline(now, claim_ttl_seconds),
     )
     event = domain.structure_confirmed(
         registration.registration_id,
@@ -259,17 +263,12 @@ def issue_captcha(
     registration_id: str | None = None,
     *,
     with_image: bool = False,
-    arrivals: Awaiting = NoWait(),
 ) -> IssuedCaptcha:
     """A new challenge, kept (its answer hashed, its text sealed) until it expires or is checked.
 
-    Issued for a registration (waited for, as the form is; UnknownRegistration otherwise), it
-    spends the registration's oldest challenges beyond `KEPT_PER_REGISTRATION`, in the same
-    transaction. `with_image` draws the image now (it counts as one of its drawings)."""
-    if registration_id is not None:
-        registration = arrivals.wait_for(registration_id, lambda: uow.registrations.get(registration_id))
-        if registration is None:
-            raise domain.UnknownRegistration()
+    Issued for a registration (UnknownRegistration when there is none), it spends the
+    registration's oldest challenges beyond `KEPT_PER_REGISTRATION`, in the same transaction.
+    `with_image` draws the image now (it counts as one of its drawings)."""
     new = maker.make(uow.clock())
     png = maker.draw(new.text) if with_image else None
     uow.run(_keep_captcha, uow, new, keys.seal(new.text), registration_id, 0 if png is None else 1)
@@ -279,10 +278,14 @@ def issue_captcha(
 def _keep_captcha(
     uow: StructureUnitOfWork, new: NewCaptcha, sealed_text: str, registration_id: str | None, draws: int
 ) -> None:
-    uow.captchas.add(new, sealed_text, draws)
     if registration_id is not None:
-        issued = uow.captchas.issued_for(registration_id)
+        registration, issued = uow.read_together(
+            uow.registrations.read(registration_id), uow.captchas.read_issued(registration_id)
+        )
+        if registration is None:
+            raise domain.UnknownRegistration()
         uow.captchas.record_issue(registration_id, new, captcha.to_spend(issued, uow.clock()))
+    uow.captchas.add(new, sealed_text, draws)
 
 
 def captcha_image(captcha_id: str, uow: StructureUnitOfWork, maker: CaptchaMaker, keys: SealingKeys) -> bytes:

@@ -107,6 +107,10 @@ def _stored_captcha(values: list[str | None]) -> StoredCaptcha | None:
     return StoredCaptcha(answer, float(expires_at))
 
 
+def _issued(fields: dict[str, str]) -> dict[str, float]:
+    return {captcha_id: float(expires_at) for captcha_id, expires_at in fields.items()}
+
+
 def _kept_drawing(values: list[str | None]) -> KeptDrawing | None:
     sealed_text, expires_at, draws = values
     if not sealed_text or not expires_at:
@@ -267,12 +271,10 @@ class CaptchaRepository:
     def remove(self, captcha_id: str) -> None:
         self.uow.writes.delete(_captcha_key(captcha_id))
 
-    def issued_for(self, registration_id: str) -> dict[str, float]:
-        """The challenges issued for the registration, id → expiry (watched inside `run`); some
-        may be spent already."""
+    def read_issued(self, registration_id: str) -> Read[dict[str, float]]:
+        """The challenges issued for the registration, id → expiry; some may be spent already."""
         key = _issued_captchas_key(registration_id)
-        (issued,) = self.uow.read(key, ("HGETALL", key))
-        return {captcha_id: float(expires_at) for captcha_id, expires_at in issued.items()}
+        return Read(key, ("HGETALL", key), _issued)
 
     def record_issue(self, registration_id: str, captcha: NewCaptcha, spent: list[str]) -> None:
         """`captcha` issued for the registration; the challenges `spent` removed, from it too."""
@@ -286,12 +288,8 @@ class CaptchaRepository:
 
 
 class StructureUnitOfWork(RedisUnitOfWork):
-    """`claim_ttl_seconds` (STRUCTURE_CLAIM_TTL_SECONDS): how long a new structure's claim lasts
-    unless its first account is activated."""
-
-    def __init__(self, *args: Any, claim_ttl_seconds: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.claim_ttl_seconds = claim_ttl_seconds
         self.registrations = RegistrationRepository(self)
         self.structures = StructureRepository(self)
         self.captchas = CaptchaRepository(self)

@@ -8,7 +8,6 @@ import time
 import uuid
 
 import pytest
-from argon2 import PasswordHasher
 
 from services.activate import handlers
 from services.activate.app import create_app
@@ -22,6 +21,7 @@ from shared.redaction import TokenRedactor
 from shared.testing import events_on, publish_now
 from shared.timestamps import iso_utc
 from tests.clock import Clock
+from tests.hashing import Interfering
 from tests.integration.activate_support import (
     GOOD,
     at_step_four,
@@ -562,21 +562,6 @@ def test_health_and_openapi(app, client):
         "/activate/api/activation-links",
         "/activate/api/activations/{token}",
     }
-
-
-class Interfering(PasswordHasher):
-    """A hasher that, the first time it hashes, lets `meanwhile` happen: what another request
-    does during the slow hashing, between the reads that check the link and the commit."""
-
-    def __init__(self, meanwhile) -> None:
-        super().__init__()
-        self.meanwhile = meanwhile
-
-    def hash(self, password, *, salt=None):
-        meanwhile, self.meanwhile = self.meanwhile, None
-        if meanwhile is not None:
-            meanwhile()
-        return super().hash(password, salt=salt)
 
 
 def test_link_used_while_hashing_is_gone_for_the_slower_request(

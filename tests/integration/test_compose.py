@@ -503,52 +503,36 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
 
 
 def test_gateway_config_forwards_unchanged_and_masks_tokens(tmp_path):
-    binary = required_tool("nginx")
     backend = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
     port = free_port()
     config = _runnable_config(tmp_path, port, backend.server_address[1])
-    nginx = subprocess.Popen(
-        [binary, "-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "startup.log")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
     base = f"http://127.0.0.1:{port}"
     token = "SECRETtoken_0123456789abcdefghijklmnop"
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert nginx.poll() is None, nginx.stdout.read().decode() if nginx.stdout else ""
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.05)
-        _Recorder.seen.clear()
-        spoofed = {"X-Forwarded-For": "203.0.113.9", "Referer": f"{base}/activate/activations/{token}"}
-        assert _get(f"{base}/activate/activations/{token}", spoofed) == (
-            200,
-            {"path": f"/activate/activations/{token}"},
-        )
-        assert _get(f"{base}/activate/api/activations/{token}?lang=fr")[0] == 200
-        assert _get(f"{base}/activate/%61ctivations/{token}")[0] == 200
-        assert _get(f"{base}/healthz") == (200, {"path": "/identify/healthz"})
-        status, body = _get(f"{base}/nowhere")
-        assert status == 404 and body["message"] == "Ressource introuvable."
+        with _nginx_running(tmp_path, config, port):
+            _Recorder.seen.clear()
+            spoofed = {"X-Forwarded-For": "203.0.113.9", "Referer": f"{base}/activate/activations/{token}"}
+            assert _get(f"{base}/activate/activations/{token}", spoofed) == (
+                200,
+                {"path": f"/activate/activations/{token}"},
+            )
+            assert _get(f"{base}/activate/api/activations/{token}?lang=fr")[0] == 200
+            assert _get(f"{base}/activate/%61ctivations/{token}")[0] == 200
+            assert _get(f"{base}/healthz") == (200, {"path": "/identify/healthz"})
+            status, body = _get(f"{base}/nowhere")
+            assert status == 404 and body["message"] == "Ressource introuvable."
 
-        _, headers = _Recorder.seen[0]
-        assert headers["x-forwarded-for"] == "127.0.0.1"
-        assert headers["x-forwarded-proto"] == "http"
-        assert headers["x-forwarded-host"] == f"127.0.0.1:{port}"
+            _, headers = _Recorder.seen[0]
+            assert headers["x-forwarded-for"] == "127.0.0.1"
+            assert headers["x-forwarded-proto"] == "http"
+            assert headers["x-forwarded-host"] == f"127.0.0.1:{port}"
 
-        backend.shutdown()
-        backend.server_close()  # refused connections: nginx answers for the missing service
-        status, body = _get(f"{base}/structure/api/captchas")
-        assert status == 503 and "indisponible" in body["message"]
+            backend.shutdown()
+            backend.server_close()  # refused connections: nginx answers for the missing service
+            status, body = _get(f"{base}/structure/api/captchas")
+            assert status == 503 and "indisponible" in body["message"]
     finally:
-        nginx.terminate()
-        nginx.wait(10)
         backend.server_close()
     log = (tmp_path / "access.log").read_text()
     assert len(log.splitlines()) == 6

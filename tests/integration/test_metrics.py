@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.identify.app import create_app as create_identify
 from services.notify import handlers as notify_handlers
 from services.notify.app import create_app as create_notify_app
+from services.notify.domain import Outcome
 from shared import bus, celery_app, contracts, logs, metrics
 from shared.bus import Consumer, stream_for
 from shared.celery_app import make_celery
@@ -411,7 +412,7 @@ def test_an_email_retried_then_sent_through_a_real_worker_is_counted(settings, r
         email_retry_backoff_max=1,
     )
     event = issued(s)
-    sent = {"name": "portal_task_outcomes_total", "task": task, "outcome": notify_handlers.SENT}
+    sent = {"name": "portal_task_outcomes_total", "task": task, "outcome": Outcome.SENT}
     retried = {"name": "portal_task_retries_total", "task": task}
     sent_before, retries_before = sample(**sent), sample(**retried)
     app = make_celery(s)

@@ -126,17 +126,20 @@ def test_an_expired_challenge_has_no_image(client, clock):
     assert client.get(issued["image_url"]).status_code == 404
 
 
-def test_a_registration_keeps_only_its_latest_challenges(make_client, redis_client, settings, answers):
+def test_a_registration_keeps_only_its_latest_challenges(make_client, redis_client, settings, answers, clock):
     """A flood of challenges for one registration, from the API and the page alike, leaves
     KEPT_PER_REGISTRATION of them in Redis: each new one spends the oldest (whatever the rate
-    limits let through)."""
+    limits let through). The clock moves between them, as it does (the oldest is the one that
+    expires first)."""
     client = make_client(rate_limits_enabled=False)
     path = new_registration(redis_client, settings)
     registration_id = path.rsplit("/", 1)[1]
     first = new_captcha(client, registration_id)
     first_answer = answers.drawn[-1]
     for _ in range(6):
+        clock.advance(1)
         new_captcha(client, registration_id)
+        clock.advance(1)
         assert client.get(f"/structure/registrations/{registration_id}").status_code == 200
     unbound = new_captcha(client)
     keys = captcha_keys(redis_client)

@@ -324,10 +324,11 @@ def test_the_sweep_expires_issued_links_past_their_expiry_only():
 
 
 def test_a_new_link_replaces_the_previous_one_only_if_it_still_worked():
-    assert links.previous_link_fate(record()) is TokenState.REPLACED
-    assert links.previous_link_fate(record(state=TokenState.USED)) is None
-    assert links.previous_link_fate(record(state=TokenState.EXPIRED)) is None
-    assert links.previous_link_fate(None) is None
+    replaced = TokenState.REPLACED
+    assert links.retired_link_fate(record(), replaced) is replaced
+    assert links.retired_link_fate(record(state=TokenState.USED), replaced) is None
+    assert links.retired_link_fate(record(state=TokenState.EXPIRED), replaced) is None
+    assert links.retired_link_fate(None, replaced) is None
 
 
 def test_a_request_by_email_renews_the_latest_links_unless_an_active_account_uses_it():
@@ -404,7 +405,7 @@ def test_a_dead_link_of_a_lapsed_account_offers_nothing_more():
 
 
 def test_a_release_expires_a_link_that_still_worked_only():
-    assert links.released_link_fate(record()) is TokenState.EXPIRED
-    assert links.released_link_fate(record(state=TokenState.USED)) is None
-    assert links.released_link_fate(record(state=TokenState.REPLACED)) is None
-    assert links.released_link_fate(None) is None
+    expired = TokenState.EXPIRED
+    assert links.retired_link_fate(record(), expired) is expired
+    assert links.retired_link_fate(record(state=TokenState.USED), expired) is None
+    assert links.retired_link_fate(record(state=TokenState.REPLACED), expired) is None

@@ -25,12 +25,14 @@ from shared.events import new_event
 from shared.sealing import unseal
 from shared.timestamps import iso_utc
 from tests.clock import Clock
+from tests.hashing import Interfering
 from tests.unit.fakes.activate import FakeActivateUnitOfWork
 
 KEY = "test-secret-key"
 TTL = 3600
 LINKS = LinkMaker(KEY, TTL)
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # argon2id, cheap for tests
+CHEAP = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}  # argon2id at its cheapest, for tests
+FAST = PasswordHasher(**CHEAP)
 GOOD = {
     "password": "Ruisseau-Calme-73",
     "password_confirmation": "Ruisseau-Calme-73",
@@ -474,26 +476,11 @@ def test_a_login_email_belongs_to_one_active_account(uow):
     assert handlers.open_activation(second, uow).registration_id == "r2"  # the link still opens
 
 
-class Interfering(PasswordHasher):
-    """A hasher that, the first time it hashes, lets `meanwhile` happen: what another request
-    would do during the slow hashing."""
-
-    def __init__(self, meanwhile) -> None:
-        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
-        self.meanwhile = meanwhile
-
-    def hash(self, password, *, salt=None):
-        meanwhile, self.meanwhile = self.meanwhile, None
-        if meanwhile is not None:
-            meanwhile()
-        return super().hash(password, salt=salt)
-
-
 def test_the_link_used_during_the_hashing_is_gone_for_the_slower_request(uow):
     """The hashing runs before the transaction (on the same unit of work, the other activation
     could not run otherwise), and the transaction reads the link again."""
     token = at_step_four(uow)
-    slower = Interfering(lambda: activate(uow, token))
+    slower = Interfering(lambda: activate(uow, token), **CHEAP)
     with pytest.raises(TokenGone) as caught:
         activate(uow, token, hasher=slower)
     assert caught.value.reason is TokenState.USED
@@ -503,7 +490,7 @@ def test_the_link_used_during_the_hashing_is_gone_for_the_slower_request(uow):
 def test_the_same_login_activated_during_the_hashing_is_refused_to_the_slower_request(uow):
     first = at_step_four(uow, "r1", "marie@example.fr")
     second = at_step_four(uow, "r2", "marie@example.fr")
-    slower = Interfering(lambda: activate(uow, second))
+    slower = Interfering(lambda: activate(uow, second), **CHEAP)
     with pytest.raises(LoginTaken):
         activate(uow, first, hasher=slower)
     assert [e.registration_id for e in uow.published if e.type == "AccountActivated"] == ["r2"]
@@ -618,7 +605,7 @@ def test_the_deadline_passing_during_the_hashing_refuses_the_activation(uow, clo
         clock.now += 1
 
     with pytest.raises(TokenGone) as caught:
-        activate(uow, token, hasher=Interfering(deadline_passes))
+        activate(uow, token, hasher=Interfering(deadline_passes, **CHEAP))
     assert caught.value.reason is TokenState.EXPIRED
     assert published(uow, "AccountActivated") == []
     assert uow.accounts.get("r1").status is AccountStatus.AWAITING_ACTIVATION

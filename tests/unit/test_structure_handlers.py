@@ -20,7 +20,7 @@ from shared.arrivals import NoWait
 from shared.events import new_event
 from tests.captcha_drawing import RecordingDrawer
 from tests.clock import Clock
-from tests.unit.fakes.structure import FakeSirene, FakeStructureUnitOfWork
+from tests.unit.fakes.structure import CLAIM_TTL, FakeSirene, FakeStructureUnitOfWork
 from tests.unit.test_structure_domain import GOOD_STRUCTURE
 from tests.unit.test_structure_domain import SEED as SEED_ESTABLISHMENT
 
@@ -81,7 +81,12 @@ def confirm(uow, sirene, registration_id="r-1", email=LOGIN, captcha=None, struc
         captcha_answer=captcha[1] if captcha else None,
     )
     return handlers.confirm_structure(
-        command, uow, sirene, captcha_required=captcha is not None, arrivals=NoWait()
+        command,
+        uow,
+        sirene,
+        captcha_required=captcha is not None,
+        arrivals=NoWait(),
+        claim_ttl_seconds=CLAIM_TTL,
     )
 
 
@@ -283,7 +288,7 @@ def test_a_registration_keeps_only_its_latest_challenges(uow, sirene, maker, clo
     unbound = handlers.issue_captcha(uow, maker, KEYS).captcha_id
     kept = issued[-KEPT_PER_REGISTRATION:]
     assert set(uow.captchas.by_id) == {*kept, other, unbound}
-    assert set(uow.captchas.issued_for("r-1")) == set(kept)
+    assert set(uow.captchas.read_issued("r-1")()) == set(kept)
     with pytest.raises(domain.Refused) as caught:
         confirm(uow, sirene, "r-1", captcha=(issued[0], ANSWER))  # spent: its right answer fails
     assert caught.value.errors == {"captcha": [WRONG_ANSWER]}
@@ -295,7 +300,7 @@ def test_expired_challenges_of_a_registration_are_forgotten(uow, sirene, maker, 
     old = handlers.issue_captcha(uow, maker, KEYS, "r-1").captcha_id
     clock.now += maker.ttl_seconds + 1
     new = handlers.issue_captcha(uow, maker, KEYS, "r-1").captcha_id
-    assert uow.captchas.issued_for("r-1").keys() == {new}
+    assert uow.captchas.read_issued("r-1")().keys() == {new}
     assert old not in uow.captchas.by_id
 
 
@@ -403,7 +408,6 @@ def test_the_same_registration_confirmed_twice_at_once_counts_once(clock, sirene
 
 # The claim on the identity: held by an activation, released when none comes in time -------------
 
-CLAIM_TTL = FakeStructureUnitOfWork(None).claim_ttl_seconds
 PAST_THE_DEADLINE = CLAIM_TTL + domain.RELEASE_MARGIN_SECONDS
 NO_ACTIVATION_PENDING = lambda: False  # noqa: E731
 SQUATTER = "squatter@example.net"

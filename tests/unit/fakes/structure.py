@@ -108,8 +108,8 @@ class FakeCaptchas:
     def remove(self, captcha_id: str) -> None:
         self.by_id.pop(captcha_id, None)
 
-    def issued_for(self, registration_id: str) -> dict[str, float]:
-        return dict(self.issued.get(registration_id, {}))
+    def read_issued(self, registration_id: str) -> Read:
+        return lambda: dict(self.issued.get(registration_id, {}))
 
     def record_issue(self, registration_id: str, captcha: NewCaptcha, spent: list[str]) -> None:
         issued = self.issued.setdefault(registration_id, {})
@@ -123,9 +123,8 @@ CLAIM_TTL = 7 * 24 * 3600
 
 
 class FakeStructureUnitOfWork(InMemoryUnitOfWork):
-    def __init__(self, clock=None, claim_ttl_seconds: int = CLAIM_TTL) -> None:
+    def __init__(self, clock=None) -> None:
         super().__init__(clock, "structure")
-        self.claim_ttl_seconds = claim_ttl_seconds
         self.registrations = FakeRegistrations()
         self.structures = FakeStructures()
         self.captchas = FakeCaptchas()
