@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install browser-deps tool-deps status dead-letters bench clean
+.PHONY: run test lint install browser-deps tool-deps status dead-letters sirene-import bench clean
 
 # Browser tests drive Debian's Chromium with Playwright and check pages with axe-core (npm).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -59,6 +59,10 @@ status: $(STAMP)
 
 dead-letters: $(STAMP)
 	$(PY) -m system.dead_letters $(or $(ARGS),list)
+
+# INSEE's SIRENE stock files (SIRENE_DIR) into the store every structure process reads (SIRENE_DB).
+sirene-import: $(STAMP)
+	$(PY) -m services.structure.sirene.stock_import $(ARGS)
 
 # Benchmarks (not part of `make test`): run them on a quiet machine; results go to docs/benchmarks.md.
 bench: $(STAMP)

@@ -1,6 +1,6 @@
-"""`python -m bench [flows] [bus] [emails] [endpoints] [--quick] [--no-write]`.
+"""`python -m bench [flows] [bus] [emails] [endpoints] [sirene-store] [--quick] [--no-write]`.
 
-Runs the benchmarks named (all four by default), prints every figure against the baseline
+Runs the benchmarks named (all by default), prints every figure against the baseline
 measured in the same run with its target and PASS/MISS, and writes the results, with the
 machine they ran on, into docs/benchmarks.md. Logs and request files stay under var/bench/.
 """
@@ -14,12 +14,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, emails, endpoints, flows, hashing, report
+from bench import bus, emails, endpoints, flows, hashing, report, sirene_store
 from bench.harness import ROOT, Result, cpu_ticks, machine, say
 from bench.profile import Sampler
 from bench.system import own_redis
 
-BENCHMARKS = ("flows", "bus", "emails", "endpoints")
+BENCHMARKS = ("flows", "bus", "emails", "endpoints", "sirene-store")
 
 
 def sizes(quick: bool) -> dict[str, dict]:
@@ -29,12 +29,14 @@ def sizes(quick: bool) -> dict[str, dict]:
             "bus": {"rate": 500, "seconds": 3, "count": 3000},
             "emails": {"count": 60},
             "endpoints": {"seconds": 2},
+            "sirene-store": {"establishments": 100_000, "lookups": 5_000, "searches": 50},
         }
     return {
         "flows": {"clients": 16, "seconds": 30, "warm_up": 5},
         "bus": {"rate": 500, "seconds": 10, "count": 10000},
         "emails": {"count": 300},
         "endpoints": {"seconds": 5},
+        "sirene-store": {"establishments": 2_000_000, "lookups": 50_000, "searches": 300},
     }
 
 
@@ -62,6 +64,8 @@ def _run_with_redis(
             results = bus.run(server.url, **size)
         elif name == "emails":
             results = emails.run(server.url, work, **size)
+        elif name == "sirene-store":
+            results = sirene_store.run(server.url, work, **size)
         else:
             results = endpoints.run(server.url, work, hash_cost, **size)
         return results, machine(server.url, since=started)

@@ -31,7 +31,7 @@ from bench.harness import Result, say, until, wait_http
 from bench.hashing import HashCost
 from bench.load import Load, LoadGenerator, write_requests
 from bench.system import SERVICES, Planned, procfile
-from services.structure.sirene import CsvSirene
+from services.structure.sirene.stock import StockStore
 from shared.bus import stream_for
 from shared.sealing import unseal
 from tests.servers import free_port
@@ -215,8 +215,8 @@ def run(
     sirene_dir = work / "sirene"
     say(f"  synthetic SIRENE extract of {step1_count} establishments …")
     sirets = sirene.write_extract(sirene_dir, step1_count)
-    register = CsvSirene(sirene_dir)
     with procfile(work, redis_url, smtp_port=1, sirene_dir=sirene_dir) as system:
+        register = StockStore(system.env["SIRENE_DB"])
         services = ("identify", "structure", "activate")
         say(f"  starting {', '.join(services)}, their consumers and the gateway, from the Procfile …")
         system.start(*services, *CONSUMERS, "gateway")
@@ -233,7 +233,7 @@ def run(
     return [round_trip, *bench.results]
 
 
-def _steps(bench: EndpointBench, sirets: list[str], register: CsvSirene, hash_cost: HashCost) -> None:
+def _steps(bench: EndpointBench, sirets: list[str], register: StockStore, hash_cost: HashCost) -> None:
     system, client = bench.system, bench.client
     identify, structure, activate = (system.url(s) for s in ("identify", "structure", "activate"))
     step1 = [

@@ -17,6 +17,7 @@ from pathlib import Path
 import redis
 
 from bench.harness import Processes, processes, python_env, wait_http
+from services.structure.sirene.stock_import import import_stock
 from system.launcher import plan
 from tests.servers import RedisServer, free_port
 from tests.system import in_background
@@ -39,7 +40,11 @@ def base_env(var_dir: Path, redis_url: str, smtp_port: int, sirene_dir: Path | N
         **extra,
     )
     if sirene_dir is not None:
+        # Imported here, before anything starts: the launcher then finds the store up to date.
+        var_dir.mkdir(parents=True, exist_ok=True)
         env["SIRENE_DIR"] = str(sirene_dir)
+        env["SIRENE_DB"] = str(var_dir / "sirene.sqlite3")
+        import_stock(sirene_dir, Path(env["SIRENE_DB"]))
     for name in ("SMTP_USERNAME", "SMTP_PASSWORD", "PUBLIC_BASE_URL"):
         env.pop(name, None)
     return env

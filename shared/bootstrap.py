@@ -66,7 +66,7 @@ def service_app(
     wiring: Wiring,
     *,
     api: Iterable[Blueprint],
-    pages: Blueprint | None = None,
+    pages: Iterable[Blueprint] = (),
     guards: Iterable[limits.Guard] = (),
     metrics_queues: Iterable[str] = (),
 ) -> Flask:
@@ -77,9 +77,11 @@ def service_app(
     app.extensions["portal_wiring"] = wiring
     for blueprint in api:
         smorest.register_blueprint(blueprint)
-    if pages is not None:
+    pages = list(pages)
+    if pages:
         web.install(app, service, wiring.settings)
-        app.register_blueprint(pages)
+    for blueprint in pages:
+        app.register_blueprint(blueprint)
     add_health_routes(app, service, wiring.redis, queues=tuple(metrics_queues))
     guards = list(guards)
     if guards:

@@ -85,6 +85,10 @@ def make_celery(settings: Settings) -> PortalCelery:
                 "task": "structure.release_unclaimed_structures",
                 "schedule": float(settings.expiry_sweep_seconds),
             },
+            "verify-structures": {
+                "task": "structure.verify_structures",
+                "schedule": float(settings.sirene_verify_sweep_seconds),
+            },
         },
         timezone="UTC",
     )

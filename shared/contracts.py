@@ -87,6 +87,9 @@ class StructureConfirmedData(_EventData):
     user = fields.Nested(_PersonFacts, required=True)
     features = fields.Nested(_Features, required=True)
     claim_expires_at = fields.DateTime(load_default=None, allow_none=True)
+    # False when no SIRENE source could check the SIRET: the structure is checked later, and
+    # StructureFlagged follows if SIRENE does not know it or it is closed. Absent: checked.
+    verified = fields.Boolean(load_default=True)
 
 
 class WorkspacesChosenData(_EventData):
@@ -140,6 +143,23 @@ class RegistrationExpiredData(_EventData):
     pass
 
 
+FLAG_REASONS = ("unknown", "closed")
+
+
+class StructureFlaggedData(_EventData):
+    """A structure opened while no SIRENE source could check its SIRET, checked since: SIRENE
+    does not know it (`reason` unknown) or the establishment is closed (`closed`). The structure
+    is released like an unclaimed one: its pending account will not be activated, and notify
+    tells the person at the login email."""
+
+    structure_id = fields.String(required=True)
+    identifier = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(FLAG_REASONS))
+    # None when the registration, and with it the address to write to, is no longer kept.
+    login_email = fields.Email(required=True, allow_none=True)
+    flagged_at = fields.DateTime(required=True)
+
+
 class StructureReleasedData(_EventData):
     """A structure whose first account was not activated in time: its identifier is free again,
     and the pending account of its registration expires with it."""
@@ -182,6 +202,7 @@ class StructureConfirmed(DomainEvent):
     user: dict[str, Any]
     features: dict[str, bool]
     claim_expires_at: str | None = None
+    verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -239,6 +260,15 @@ class StructureReleased(DomainEvent):
     released_at: str
 
 
+@dataclass(frozen=True)
+class StructureFlagged(DomainEvent):
+    structure_id: str
+    identifier: str
+    reason: str
+    login_email: str | None
+    flagged_at: str
+
+
 _SCHEMAS: dict[str, Schema] = {
     schema.__name__.removesuffix("Data"): schema()
     for schema in (
@@ -251,6 +281,7 @@ _SCHEMAS: dict[str, Schema] = {
         AccountActivatedData,
         RegistrationExpiredData,
         StructureReleasedData,
+        StructureFlaggedData,
     )
 }
 

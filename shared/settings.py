@@ -28,6 +28,23 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+SIRENE_SOURCES = ("stock", "insee", "recherche")
+
+
+def _sirene_sources(env: Mapping[str, str]) -> tuple[str, ...]:
+    """SIRENE_SOURCE: the sources asked, in order, e.g. `stock,insee`; `insee` needs a key."""
+    names = tuple(n.strip().lower() for n in env.get("SIRENE_SOURCE", "stock").split(",") if n.strip())
+    unknown = [n for n in names if n not in SIRENE_SOURCES]
+    if not names or unknown or len(set(names)) != len(names):
+        raise SettingsError(
+            f"SIRENE_SOURCE must list some of {', '.join(SIRENE_SOURCES)} once each, in order, got "
+            f"{env.get('SIRENE_SOURCE')!r}"
+        )
+    if "insee" in names and not (env.get("INSEE_API_KEY") or "").strip():
+        raise SettingsError("SIRENE_SOURCE names insee: INSEE_API_KEY must be set (INSEE's API portal)")
+    return names
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -65,6 +82,8 @@ RATE_LIMIT_DEFAULTS = {
     "RATE_LIMIT_LINK_REQUEST_PER_IP": "10 per minute;50 per hour",
     "RATE_LIMIT_LINK_REQUEST_PER_EMAIL": "3 per hour;10 per day",
     "RATE_LIMIT_STEP_READS_PER_IP": "60 per minute;600 per hour",
+    # Suggestions come while a person types (debounced): more than step 1's submissions.
+    "RATE_LIMIT_COMPANY_SEARCH_PER_IP": "60 per minute;600 per hour",
 }
 
 
@@ -91,6 +110,15 @@ class Settings:
     # The key SECRET_KEY replaced, while rotating: tokens it sealed still open (shared/sealing.py).
     secret_key_previous: str | None = None
     sirene_dir: str = os.path.join(os.path.dirname(__file__), "..", "services", "structure", "data")
+    # SIRENE: the sources asked, in order (stock, insee, recherche), the imported stock's file, and
+    # the two APIs (services/structure/sirene/).
+    sirene_source: tuple[str, ...] = ("stock",)
+    sirene_db: str = "var/sirene.sqlite3"
+    insee_api_url: str = "https://api.insee.fr/api-sirene/3.11"
+    insee_api_key: str | None = None
+    recherche_entreprises_url: str = "https://recherche-entreprises.api.gouv.fr"
+    # Structures opened while no source could check their SIRET are checked again this often.
+    sirene_verify_sweep_seconds: int = 300
     mail_dir: str = "var/mail"
     # The mailbox pages and API (`/notify/mailbox`): set by `make run` only when it runs the local
     # mail catcher and the gateway listens on a loopback address; they show every activation link.
@@ -120,6 +148,7 @@ class Settings:
     rate_limit_link_request_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_LINK_REQUEST_PER_IP"]
     rate_limit_link_request_per_email: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_LINK_REQUEST_PER_EMAIL"]
     rate_limit_step_reads_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_STEP_READS_PER_IP"]
+    rate_limit_company_search_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_COMPANY_SEARCH_PER_IP"]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -151,6 +180,16 @@ class Settings:
             secret_key=env.get("SECRET_KEY") or None,
             secret_key_previous=env.get("SECRET_KEY_PREVIOUS") or None,
             sirene_dir=env.get("SIRENE_DIR") or defaults.sirene_dir,
+            sirene_source=_sirene_sources(env),
+            sirene_db=env.get("SIRENE_DB") or defaults.sirene_db,
+            insee_api_url=(env.get("INSEE_API_URL") or defaults.insee_api_url).rstrip("/"),
+            insee_api_key=env.get("INSEE_API_KEY") or None,
+            recherche_entreprises_url=(
+                env.get("RECHERCHE_ENTREPRISES_URL") or defaults.recherche_entreprises_url
+            ).rstrip("/"),
+            sirene_verify_sweep_seconds=_int(
+                env, "SIRENE_VERIFY_SWEEP_SECONDS", defaults.sirene_verify_sweep_seconds, 1
+            ),
             mail_dir=env.get("MAIL_DIR") or defaults.mail_dir,
             mailbox_enabled=_bool(env, "MAILBOX_ENABLED", defaults.mailbox_enabled),
             event_wait_seconds=_int(env, "EVENT_WAIT_MS", round(defaults.event_wait_seconds * 1000)) / 1000,

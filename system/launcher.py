@@ -7,7 +7,10 @@ and beat), plus what is missing around them:
 - a mail catcher, when SMTP_HOST is unset: messages saved under var/mail, listed at /notify/mailbox
   (MAILBOX_ENABLED) only while the gateway listens on a loopback address (BIND_HOST, 127.0.0.1 by
   default): the mailbox shows every activation link, it is never served to the network;
-- SECRET_KEY, when unset: generated once and kept in var/secret-key.
+- SECRET_KEY, when unset: generated once and kept in var/secret-key;
+- the SIRENE store (SIRENE_DB, var/sirene.sqlite3 by default), imported from SIRENE_DIR's stock
+  files (the shipped sample by default) before anything starts, when it is missing or older
+  than the files.
 
 Logs are text here, for a person to read (`LOG_FORMAT=json` to change). Each service's
 processes (web workers, event consumer and, for notify, the Celery worker) count their metrics
@@ -21,6 +24,7 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -100,6 +104,7 @@ def plan(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     env.setdefault("BIND_HOST", "127.0.0.1")
     env.setdefault("PUBLIC_BASE_URL", settings.public_base_url)
     env.setdefault("MAIL_DIR", str(var_dir / "mail"))
+    env.setdefault("SIRENE_DB", str(var_dir / "sirene.sqlite3"))
     env["REDIS_URL"] = settings.redis_url
     if not env.get("SECRET_KEY"):
         env["SECRET_KEY"] = secret_key(var_dir)
@@ -176,8 +181,20 @@ def process_env(process: str, env: dict[str, str], dirs: dict[str, Path]) -> dic
     return env
 
 
+def import_sirene_stock(env: dict[str, str]) -> None:
+    """`make sirene-import --if-newer`, in its own process (its memory is returned at its end)."""
+    if "stock" not in Settings.from_env(env).sirene_source:
+        return
+    done = subprocess.run(
+        [sys.executable, "-m", "services.structure.sirene.stock_import", "--if-newer"], env=env, cwd=ROOT
+    )
+    if done.returncode != 0:
+        raise SystemExit("The SIRENE stock could not be imported (see above): nothing was started.")
+
+
 def main() -> None:
     commands, env = plan(dict(os.environ))
+    import_sirene_stock(env)
     dirs = metrics_dirs(Path(env["VAR_DIR"]))
     print(startup_line(commands, env), flush=True)
     manager = Manager(Printer(sys.stdout))

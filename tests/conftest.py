@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis
 
+from services.structure.sirene.stock_import import import_stock
 from shared.settings import Settings
 from tests.servers import RedisServer, SmtpServer
 
@@ -22,11 +25,20 @@ def redis_client(redis_server) -> redis.Redis:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def sirene_db(tmp_path_factory) -> Path:
+    """The shipped SIRENE sample, imported once for the session (what `make run` does first)."""
+    path = tmp_path_factory.mktemp("sirene") / "sirene.sqlite3"
+    import_stock(Path(Settings().sirene_dir), path)
+    return path
+
+
 @pytest.fixture
-def settings(redis_server, tmp_path) -> Settings:
+def settings(redis_server, sirene_db, tmp_path) -> Settings:
     return Settings.from_env(
         {
             "REDIS_URL": redis_server.url,
+            "SIRENE_DB": str(sirene_db),
             "SECRET_KEY": "test-secret-key",
             "CAPTCHA_ENABLED": "0",
             "MAIL_DIR": str(tmp_path / "mail"),

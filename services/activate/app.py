@@ -31,7 +31,7 @@ def create_app(
         "activate — étapes 3 et 4",
         wiring,
         api=[api.blp],
-        pages=pages.bp,
+        pages=[pages.bp],
         guards=guards(wiring.settings),
     )
     app.register_error_handler(TokenGone, token_gone)

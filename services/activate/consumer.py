@@ -1,5 +1,5 @@
 """`python -m services.activate.consumer`: a confirmed structure opens its pending account; a
-released one closes it."""
+released one, or one flagged by its SIRENE check, closes it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from shared.bus import Consumer
 HANDLERS = {
     "StructureConfirmed": handlers.on_structure_confirmed,
     "StructureReleased": handlers.on_structure_released,
+    "StructureFlagged": handlers.on_structure_flagged,
 }
 
 

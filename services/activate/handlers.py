@@ -49,22 +49,46 @@ def on_structure_released(event: Event, uow: UnitOfWork) -> None:
 
     An active account is left as it is and the release logged as an error: it cannot happen, as
     activation is refused from the deadline on and the structure is released only after it."""
+    active = _close_with_structure(event, uow)
+    if active is not None:
+        log.error(
+            "structure %s was released while its account %s is active", active.structure_id, active.account_id
+        )
+
+
+def on_structure_flagged(event: Event, uow: UnitOfWork) -> None:
+    """StructureFlagged → SIRENE does not know the structure's SIRET, or the establishment is
+    closed: the registration's pending account is closed as on a release (its link answers 410,
+    no new one can be asked for).
+
+    An active account is left as it is and logged as a warning: its structure was checked only
+    after its first account was activated, and holds the structure all the same."""
+    active = _close_with_structure(event, uow)
+    if active is not None:
+        log.warning(
+            "structure %s was flagged (%s) while its account %s is active",
+            active.structure_id,
+            event.data["reason"],
+            active.account_id,
+        )
+
+
+def _close_with_structure(event: Event, uow: UnitOfWork) -> Account | None:
+    """The registration's account closed with its structure (the event's `structure_id`), its
+    link expired. Returns the account when it is active, and so left as it is; None otherwise
+    (closed now, closed already, another structure's or none)."""
     account = uow.accounts.get(event.data["registration_id"])
     if account is None or account.structure_id != event.data["structure_id"]:
-        return
+        return None
     if account.is_active:
-        log.error(
-            "structure %s was released while its account %s is active",
-            account.structure_id,
-            account.account_id,
-        )
-        return
+        return account
     released = domain.release(account)
     if released is None:
-        return
+        return None
     if account.token_hash:
         _retire(uow, account.token_hash, TokenState.EXPIRED)
     uow.accounts.save(released)
+    return None
 
 
 # --- step 3 --------------------------------------------------------------------------------------

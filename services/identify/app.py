@@ -27,7 +27,7 @@ def create_app(
         "identify — étape 1",
         wiring,
         api=[api.blp],
-        pages=pages.bp,
+        pages=[pages.bp],
         guards=[guard_step_one(wiring.settings)],
     )
 

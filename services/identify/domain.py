@@ -28,6 +28,7 @@ class RegistrationStatus(StrEnum):
     WORKSPACES_CHOSEN = "workspaces_chosen"
     ACTIVATED = "activated"
     EXPIRED = "expired"
+    REFUSED = "refused"  # its structure was flagged: SIRENE does not know its SIRET, or it is closed
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,13 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
     Events of different streams may arrive out of order: the status only moves forward, an
     expiry only applies to the newest link, and nothing moves an activated account back. A
     released structure (not activated in time) expires its registration.
+
+    A structure flagged by its SIRENE check (StructureFlagged) refuses its registration, unless
+    it is activated (its account holds the structure) or expired already. Refused is final but for
+    an activation, which happened before the check if it arrives after it, and a release, which
+    happened before it too (a flagged structure is not released again): no other step's event
+    revives it, whenever it arrives (step 3 may even go through until activate has closed the
+    account; its link dies then).
     """
     status, expires_now = current.status, current.token_expires_at
     Status = RegistrationStatus
@@ -188,6 +196,11 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
         return Progress(Status.ACTIVATED, expires_now)
     if event_type == "StructureReleased":
         return Progress(Status.EXPIRED, expires_now) if status != Status.EXPIRED else None
+    if event_type == "StructureFlagged":
+        over = status in (Status.EXPIRED, Status.REFUSED)
+        return Progress(Status.REFUSED, expires_now) if not over else None
+    if status == Status.REFUSED:
+        return None
     if event_type == "StructureConfirmed":
         return Progress(Status.STRUCTURE_CONFIRMED) if status == Status.STARTED else None
     if event_type in ("WorkspacesChosen", "ActivationLinkIssued"):

@@ -80,6 +80,7 @@ FOLLOWED_EVENTS = (
     "ActivationTokenExpired",
     "AccountActivated",
     "StructureReleased",
+    "StructureFlagged",
 )
 
 

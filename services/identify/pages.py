@@ -21,7 +21,11 @@ LABELS = {
 
 @bp.get("/")
 def step_one():
-    return _render({}, {})
+    """The form, with the SIRET filled in when « Je ne connais pas mon SIRET » chose one
+    (`?siret=`: up to 20 digits and spaces, or it is ignored)."""
+    chosen = request.args.get("siret", "")
+    well_formed = 0 < len(chosen) <= 20 and set(chosen) <= set("0123456789 ")
+    return _render({"siret": chosen} if well_formed else {}, {})
 
 
 @bp.post("/")

@@ -11,10 +11,13 @@ from enum import Enum, StrEnum
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from stdnum.fr import siret
+
 from shared.wording import validity_in_words
 
 SUBJECT = "Activez votre compte sur le portail de facturation"
 ATTEMPT_SUBJECT = "Tentative de création de compte avec votre adresse électronique"
+FLAGGED_SUBJECT = "Votre structure n'a pas pu être vérifiée"
 
 _MONTHS = (
     "janvier",
@@ -125,7 +128,42 @@ def attempt_email(
     )
 
 
-Email = ActivationEmail | AttemptEmail
+@dataclass(frozen=True)
+class FlaggedStructureEmail:
+    """What the templates of the email to a person whose structure, opened while SIRENE could
+    not be asked, was found unknown or closed since are given: the SIRET, why, and where to
+    start again. No other personal data: the event carries none, and the email needs none."""
+
+    to: str
+    siret: str  # as people read it: `552 100 554 00013`
+    reason: str  # the check's finding, in words
+    restart_link: str  # step 1
+    subject: str = FLAGGED_SUBJECT
+
+
+FLAG_REASONS = {
+    "unknown": "numéro SIRET inconnu de la base SIRENE de l'INSEE",
+    "closed": "établissement fermé",
+}
+"""StructureFlagged's `reason` → the finding, as the email tells it."""
+
+
+def restart_link(public_base_url: str) -> str:
+    return f"{public_base_url.rstrip('/')}/identify/"
+
+
+def flagged_structure_email(
+    *, to: str, identifier: str, reason: str, public_base_url: str
+) -> FlaggedStructureEmail:
+    return FlaggedStructureEmail(
+        to=to,
+        siret=siret.format(identifier) if siret.is_valid(identifier) else identifier,
+        reason=FLAG_REASONS[reason],
+        restart_link=restart_link(public_base_url),
+    )
+
+
+Email = ActivationEmail | AttemptEmail | FlaggedStructureEmail
 
 
 # --- once per event ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from services.notify.domain import ActivationEmail, AttemptEmail, Email
+from services.notify.domain import ActivationEmail, AttemptEmail, Email, FlaggedStructureEmail
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -30,7 +30,11 @@ class RenderedEmail:
     html: str
 
 
-_TEMPLATES: dict[type, str] = {ActivationEmail: "activation", AttemptEmail: "attempt"}
+_TEMPLATES: dict[type, str] = {
+    ActivationEmail: "activation",
+    AttemptEmail: "attempt",
+    FlaggedStructureEmail: "structure_flagged",
+}
 """Each email's templates: `{name}.txt.j2` and `{name}.html.j2`."""
 
 

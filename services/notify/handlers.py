@@ -1,10 +1,12 @@
 """notify's event handler, its one command (send the email of an event) and the mailbox queries.
 
 Each event that asks for an email becomes a Celery task whose id is the event id, with the
-event's data: `ActivationLinkIssued` (the token still sealed; the task opens it) and
-`RegistrationAttemptOnExistingAccount` (a warning to the holder of an active account). Both
-tasks run `send_email`: compose the email of that kind of event, take the event's lease, send,
-record the outcome; once per event, whichever copy of the task runs.
+event's data: `ActivationLinkIssued` (the token still sealed; the task opens it),
+`RegistrationAttemptOnExistingAccount` (a warning to the holder of an active account) and
+`StructureFlagged` (the SIRET typed while SIRENE could not be asked is unknown or closed). An
+event with no address to write to (a StructureFlagged whose registration is no longer kept) asks
+for none. Every task runs `send_email`: compose the email of that kind of event, take the
+event's lease, send, record the outcome; once per event, whichever copy of the task runs.
 
 Each takes a unit of work (`uow.emails`, `uow.clock`); the same code runs on Redis and, in the
 unit tests, on dicts.
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SEND_ACTIVATION_EMAIL = "notify.send_activation_email"
 SEND_ATTEMPT_EMAIL = "notify.send_registration_attempt_email"
+SEND_FLAGGED_EMAIL = "notify.send_structure_flagged_email"
 
 Enqueue = Callable[[str, str, dict[str, Any]], None]
 """`enqueue(task_name, task_id, kwargs)`: queue a Celery task (`bootstrap.CeleryQueue`)."""
@@ -82,6 +85,17 @@ def _attempt(facts: dict[str, Any], settings: Settings) -> domain.AttemptEmail:
     )
 
 
+def _flagged(facts: dict[str, Any], settings: Settings) -> domain.FlaggedStructureEmail:
+    if facts["login_email"] is None:
+        raise Undeliverable("no address to write to")
+    return domain.flagged_structure_email(
+        to=facts["login_email"],
+        identifier=facts["identifier"],
+        reason=facts["reason"],
+        public_base_url=settings.public_base_url,
+    )
+
+
 @dataclass(frozen=True)
 class EmailKind:
     """The email an event type asks for."""
@@ -102,6 +116,9 @@ KINDS: dict[str, EmailKind] = {
         contracts.RegistrationAttemptOnExistingAccountData(),
         _attempt,
     ),
+    "StructureFlagged": EmailKind(
+        "structure-flagged", SEND_FLAGGED_EMAIL, contracts.StructureFlaggedData(), _flagged
+    ),
 }
 """Event type → its email. The events notify handles are these."""
 
@@ -113,8 +130,17 @@ def on_email_asked(event: Event, uow: UnitOfWork, enqueue: Enqueue) -> None:
     """The event becomes the task that sends its email, with the event id as task id.
 
     No state of notify's own here: the bus records the event as seen. A second enqueue (the bus
-    retrying) carries the same task id, and the task sends once per event id."""
+    retrying) carries the same task id, and the task sends once per event id. An event with no
+    address to write to queues nothing."""
     kind = KINDS[event.type]
+    if not event.data.get("login_email"):
+        log.info(
+            "%s event %s (registration %s) has no address to write to: no email",
+            kind.label,
+            event.id,
+            event.subject,
+        )
+        return
     enqueue(kind.task, event.id, dict(event.data))
     log.info("%s email queued for event %s (registration %s)", kind.label, event.id, event.subject)
 

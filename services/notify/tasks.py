@@ -1,4 +1,4 @@
-"""notify's Celery tasks: one per kind of email (their names are the queue's contract), both
+"""notify's Celery tasks: one per kind of email (their names are the queue's contract), all
 running `handlers.send_email`, retried by Celery with back-off while the email may still go.
 Each counts what became of its email (`Outcome`: sent, already-done, dropped, refused).
 
@@ -118,3 +118,8 @@ def send_activation_email(self: EmailTask, **data: Any) -> Outcome:
 @shared_task(name=handlers.SEND_ATTEMPT_EMAIL, bind=True, base=EmailTask)
 def send_registration_attempt_email(self: EmailTask, **data: Any) -> Outcome:
     return _send(self, "RegistrationAttemptOnExistingAccount", data)
+
+
+@shared_task(name=handlers.SEND_FLAGGED_EMAIL, bind=True, base=EmailTask)
+def send_structure_flagged_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "StructureFlagged", data)

@@ -48,7 +48,7 @@ def confirm(command: handlers.ConfirmStructure) -> domain.NewStructure:
     return handlers.confirm_structure(
         command,
         wiring.uow(),
-        wiring.sirene,
+        wiring.register,
         captcha_required=captcha_required(),
         arrivals=wiring.registrations,
         claim_ttl_seconds=wiring.settings.structure_claim_ttl_seconds,
@@ -79,11 +79,15 @@ class RegistrationForm(MethodView):
     def get(self, registration_id):
         """The step-2 form's data, pre-filled from SIRENE."""
         registration = form(registration_id)
+        existing = handlers.existing_structure(registration.identity, _wiring().uow())
         return {
             **asdict(registration.identity),
             "login_email": registration.login_email,
             "captcha_required": captcha_required(),
             "prefill": asdict(registration.prefill),
+            "prefill_source": registration.prefill_source,
+            "verified": registration.verified,
+            **({"existing_structure": asdict(existing)} if existing else {}),
         }
 
     @blp.arguments(ConfirmStructureSchema)

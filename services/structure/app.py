@@ -8,10 +8,10 @@ from collections.abc import Callable
 import redis
 from flask import Flask, request
 
-from services.structure import api, pages
+from services.structure import api, companies_api, companies_pages, pages
 from services.structure.bootstrap import SERVICE, Structure, bootstrap
 from services.structure.captcha import random_text
-from services.structure.sirene import Sirene
+from services.structure.sirene.sources import Register
 from shared import limits
 from shared.bootstrap import Clock, service_app
 from shared.settings import Settings
@@ -21,24 +21,25 @@ def create_app(
     settings: Settings | None = None,
     *,
     client: redis.Redis | None = None,
-    sirene: Sirene | None = None,
+    register: Register | None = None,
     clock: Clock = time.time,
     captcha_text: Callable[[], str] = random_text,
     wiring: Structure | None = None,
 ) -> Flask:
     wiring = wiring or bootstrap(
-        settings, client=client, clock=clock, sirene=sirene, captcha_text=captcha_text
+        settings, client=client, clock=clock, register=register, captcha_text=captcha_text
     )
     return service_app(
         SERVICE,
         "structure — étape 2",
         wiring,
-        api=[api.blp],
-        pages=pages.bp,
+        api=[api.blp, companies_api.blp],
+        pages=[pages.bp, companies_pages.bp],
         guards=[
             guard_step_two(wiring.settings),
             guard_step_two_reads(wiring.settings),
             guard_captchas(wiring.settings),
+            guard_company_search(wiring.settings),
         ],
     )
 
@@ -65,6 +66,16 @@ def guard_step_two_reads(settings: Settings) -> limits.Guard:
         endpoints=("structure.RegistrationForm", "structure_pages.step_two"),
         methods=("GET",),
         rules=(limits.per_client("step2-read-ip", settings.rate_limit_step_reads_per_ip),),
+    )
+
+
+def guard_company_search(settings: Settings) -> limits.Guard:
+    """« Je ne connais pas mon SIRET »: the suggestions while typing and the results page share
+    one bucket per client address (each search reads the register, or spends an API's budget)."""
+    return limits.Guard(
+        endpoints=("structure_companies.Companies", "structure_companies_pages.search_page"),
+        methods=("GET",),
+        rules=(limits.per_client("company-search-ip", settings.rate_limit_company_search_per_ip),),
     )
 
 

@@ -11,7 +11,8 @@ import redis
 
 from services.structure.captcha import CaptchaMaker, SealingKeys, random_text
 from services.structure.repository import StructureUnitOfWork
-from services.structure.sirene import CsvSirene, Sirene
+from services.structure.sirene.configured import configured_register
+from services.structure.sirene.sources import Register
 from shared.arrivals import Arrivals, has_unhandled
 from shared.bootstrap import Clock, Wiring, arrivals, base_dependencies
 from shared.events import stream_for
@@ -22,7 +23,7 @@ SERVICE = "structure"
 
 @dataclass(frozen=True, kw_only=True)
 class Structure(Wiring):
-    sirene: Sirene
+    register: Register  # SIRENE's sources, in SIRENE_SOURCE's order
     captchas: CaptchaMaker
     sealing_keys: SealingKeys  # seal the challenges' texts
 
@@ -50,17 +51,17 @@ def bootstrap(
     *,
     client: redis.Redis | None = None,
     clock: Clock = time.time,
-    sirene: Sirene | None = None,
+    register: Register | None = None,
     captcha_text: Callable[[], str] = random_text,
 ) -> Structure:
-    """`sirene` defaults to the CSV extract in SIRENE_DIR; `captcha_text` draws each challenge's
+    """`register` defaults to SIRENE_SOURCE's sources; `captcha_text` draws each challenge's
     characters (tests pass their own to know the answer)."""
     settings, client = base_dependencies(settings, client)
     return Structure(
         settings,
         client,
         clock,
-        sirene=sirene or CsvSirene(settings.sirene_dir),
+        register=register or configured_register(settings, client, clock),
         captchas=CaptchaMaker(text=captcha_text),
         # The challenges' texts are sealed with SECRET_KEY (and the pages' forms signed with
         # it): fail now, not in the middle of a request.

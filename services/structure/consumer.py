@@ -16,7 +16,7 @@ def handlers_of(wiring: Structure) -> dict[str, Handler]:
     return {
         "RegistrationStarted": partial(
             handlers.on_registration_started,
-            sirene=wiring.sirene,
+            register=wiring.register,
             keep_seconds=wiring.settings.registration_ttl_seconds,
         ),
         "AccountActivated": handlers.on_account_activated,

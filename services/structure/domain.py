@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 
-from services.structure.sirene import Establishment
+from services.structure.sirene.model import Establishment, Lookup
 from shared.contracts import Role, StructureConfirmed, StructureReleased
 from shared.errors import Conflict, DomainError, Invalid, NotFound
 from shared.timestamps import iso_utc
@@ -36,17 +36,32 @@ class LookupOutcome(StrEnum):
     UNKNOWN = "unknown"
     CLOSED = "closed"
     NOT_APPLICABLE = "not_applicable"  # identifier types other than SIRET are not looked up
+    # No source could answer (down, over its budget): the person types the structure's data and
+    # the structure is opened to be checked later (Verification.TO_VERIFY).
+    UNVERIFIED = "unverified"
 
 
 FOUND = LookupOutcome.FOUND
 UNKNOWN = LookupOutcome.UNKNOWN
 CLOSED = LookupOutcome.CLOSED
 NOT_APPLICABLE = LookupOutcome.NOT_APPLICABLE
+UNVERIFIED = LookupOutcome.UNVERIFIED
 
+UNKNOWN_SIRET = "Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE"
 LOOKUP_ERRORS = {
-    UNKNOWN: "Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE.",
+    UNKNOWN: UNKNOWN_SIRET + ".",
     CLOSED: "Cet établissement est fermé (état administratif F) : il ne peut pas ouvrir de structure.",
 }
+
+
+class Verification(StrEnum):
+    """Whether a structure's SIRET was checked against SIRENE."""
+
+    CHECKED = "checked"  # a source knew it, open, when the structure was opened
+    TO_VERIFY = "to_verify"  # no source could answer then: the beat's sweep checks it again
+    CONFIRMED = "confirmed"  # checked by the sweep: open, as typed
+    FLAGGED = "flagged"  # the sweep found it unknown or closed: the person is told
+    NOT_APPLICABLE = "not_applicable"  # identifiers other than SIRET are not in SIRENE
 PAYMENT_REQUESTS_REQUIRED = "La fonctionnalité « Déposer des demandes de paiement » est obligatoire."
 EMAILS_DIFFER = "Les deux adresses électroniques de connexion ne correspondent pas."
 ALREADY_CONFIRMED = "Cette inscription est déjà confirmée : sa structure a été créée."
@@ -125,6 +140,13 @@ class Registration:
     lookup: LookupOutcome
     prefill: StructureFields
     structure_id: str | None = None
+    prefill_source: str = "none"  # the SIRENE source that pre-filled the form, or "none"
+    as_of: str | None = None  # ISO date of the data that said the SIRET is unknown
+
+    @property
+    def verified(self) -> bool:
+        """False when no source could check the SIRET: the form starts empty, to be typed."""
+        return self.lookup is not UNVERIFIED
 
     @property
     def confirmed(self) -> bool:
@@ -139,6 +161,18 @@ class NewStructure:
     registration_id: str
     created_at: str
     claim_expires_at: int  # released at this time (epoch seconds) unless its first account is active
+    verification: Verification = Verification.NOT_APPLICABLE
+
+
+@dataclass(frozen=True)
+class ExistingStructure:
+    """What a newcomer may see of the structure that already has their identifier: nothing
+    private, enough to recognise it."""
+
+    structure_id: str
+    company_name: str
+    postal_code: str
+    city: str
 
 
 class ClaimStatus(StrEnum):
@@ -172,8 +206,8 @@ class UnknownRegistration(NotFound):
 class UnusableIdentifier(Invalid):
     """The SIRET cannot open a structure (unknown to SIRENE, or closed): back to step 1."""
 
-    def __init__(self, outcome: LookupOutcome) -> None:
-        super().__init__(errors=lookup_errors(outcome))
+    def __init__(self, outcome: LookupOutcome, as_of: str | None = None) -> None:
+        super().__init__(errors=lookup_errors(outcome, as_of))
 
 
 class AlreadyConfirmed(Conflict):
@@ -234,25 +268,45 @@ def is_in_sirene(identity: Identity) -> bool:
     return identity.identifier_type == SIRET
 
 
-def lookup_outcome(establishment: Establishment | None) -> LookupOutcome:
-    if establishment is None:
-        return UNKNOWN
-    return FOUND if establishment.open else CLOSED
+def lookup_outcome(lookup: Lookup) -> LookupOutcome:
+    if lookup.establishment is None:
+        return UNVERIFIED if lookup.unavailable else UNKNOWN
+    return FOUND if lookup.establishment.open else CLOSED
 
 
-def prefill(identity: Identity, establishment: Establishment | None) -> tuple[LookupOutcome, StructureFields]:
-    """The look-up's outcome and the form's pre-fill for a newly started registration.
+def verification_of(outcome: LookupOutcome) -> Verification:
+    """How a structure opened after this look-up stands (only FOUND and UNVERIFIED open one)."""
+    if outcome is UNVERIFIED:
+        return Verification.TO_VERIFY
+    return Verification.CHECKED if outcome is FOUND else Verification.NOT_APPLICABLE
 
-    Only an open establishment pre-fills the form: an unknown or closed SIRET cannot go on.
-    Identifiers other than SIRET are not in SIRENE: the form starts empty in their country.
+
+def started_registration(
+    registration_id: str, identity: Identity, login_email: str, lookup: Lookup | None
+) -> Registration:
+    """A newly started registration, with what SIRENE said (`lookup`, None when the identifier
+    is not a SIRET) and the form's pre-fill.
+
+    Only an open establishment pre-fills the form: an unknown or closed SIRET cannot go on, and
+    one that could not be checked is typed by the person. Identifiers other than SIRET are not
+    in SIRENE: the form starts empty in their country.
     """
-    empty = StructureFields(country=identity.country)
-    if not is_in_sirene(identity):
-        return NOT_APPLICABLE, empty
-    outcome = lookup_outcome(establishment)
-    if outcome != FOUND or establishment is None:
-        return outcome, empty
-    return outcome, StructureFields(
+    if lookup is None or not is_in_sirene(identity):
+        return Registration(registration_id, identity, login_email, NOT_APPLICABLE, _empty(identity))
+    outcome = lookup_outcome(lookup)
+    found = lookup.establishment if outcome is FOUND else None
+    fields = _prefill(identity, found) if found is not None else _empty(identity)
+    source = lookup.source if outcome is FOUND else "none"
+    as_of = lookup.as_of if outcome is UNKNOWN else None
+    return Registration(registration_id, identity, login_email, outcome, fields, None, source, as_of)
+
+
+def _empty(identity: Identity) -> StructureFields:
+    return StructureFields(country=identity.country)
+
+
+def _prefill(identity: Identity, establishment: Establishment) -> StructureFields:
+    return StructureFields(
         company_name=establishment.company_name,
         label=establishment.label,
         address=establishment.address,
@@ -264,10 +318,20 @@ def prefill(identity: Identity, establishment: Establishment | None) -> tuple[Lo
     )
 
 
-def lookup_errors(outcome: LookupOutcome) -> Errors:
-    """The field error of a SIRET that cannot open a structure (none when it can)."""
+def lookup_errors(outcome: LookupOutcome, as_of: str | None = None) -> Errors:
+    """The field error of a SIRET that cannot open a structure (none when it can). An unknown
+    SIRET's message gives the date of the data it was checked against: a company created since
+    the last monthly file may be known tomorrow."""
+    if outcome is UNKNOWN and as_of:
+        return {"identifier": [f"{UNKNOWN_SIRET} (données à jour au {french_date(as_of)})."]}
     message = LOOKUP_ERRORS.get(outcome)
     return {"identifier": [message]} if message else {}
+
+
+def french_date(iso_date: str) -> str:
+    """`2026-10-31` → `31/10/2026`."""
+    year, month, day = iso_date[:10].split("-")
+    return f"{day}/{month}/{year}"
 
 
 def form_of(registration: Registration | None) -> Registration:
@@ -275,7 +339,7 @@ def form_of(registration: Registration | None) -> Registration:
     if registration is None:
         raise UnknownRegistration()
     if lookup_errors(registration.lookup):
-        raise UnusableIdentifier(registration.lookup)
+        raise UnusableIdentifier(registration.lookup, registration.as_of)
     return registration
 
 
@@ -401,13 +465,15 @@ def structure_confirmed(
     confirmation: Confirmation,
     *,
     claim_expires_at: int,
+    verification: Verification = Verification.NOT_APPLICABLE,
 ) -> StructureConfirmed:
     """The StructureConfirmed event (see shared.contracts).
 
     `structure.country` is the identity's country (the structure is identified by country, type
     and identifier); the country typed in the address goes in `address_country`. Empty
     optional fields travel as null. `claim_expires_at` tells activate when its first account can
-    no longer be activated.
+    no longer be activated. `verified` is False for a SIRET that no source could check (the
+    structure is `to_verify`).
     """
     fields = confirmation.structure
     person = confirmation.person
@@ -439,6 +505,7 @@ def structure_confirmed(
             "dume": confirmation.features.dume,
         },
         claim_expires_at=iso_utc(claim_expires_at),
+        verified=verification is not Verification.TO_VERIFY,
     )
 
 

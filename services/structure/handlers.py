@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.structure import captcha, domain
@@ -24,7 +23,7 @@ from services.structure.captcha import (
 )
 from services.structure.domain import NewStructure, Registration
 from services.structure.repository import StructureUnitOfWork
-from services.structure.sirene import Establishment, Sirene
+from services.structure.sirene.sources import Register
 from shared.arrivals import Awaiting
 from shared.contracts import StructureConfirmed
 from shared.errors import DomainError
@@ -33,13 +32,11 @@ from shared.timestamps import iso_utc
 
 log = logging.getLogger(__name__)
 
-SWEEP_MAX_BATCHES = 100
-
 # --- events ----------------------------------------------------------------------------------
 
 
 def on_registration_started(
-    event: Event, uow: StructureUnitOfWork, *, sirene: Sirene, keep_seconds: int
+    event: Event, uow: StructureUnitOfWork, *, register: Register, keep_seconds: int
 ) -> None:
     """Keep the registration and its pre-fill, looked up once in SIRENE. Written once: a second
     delivery, or another RegistrationStarted for the same registration, changes nothing."""
@@ -47,14 +44,10 @@ def on_registration_started(
         return
     data = event.data
     identity = domain.Identity(data["identifier_type"], data["identifier"], data["country"])
-    outcome, prefill = domain.prefill(identity, _establishment(sirene, identity))
+    lookup = register.lookup(identity.identifier) if domain.is_in_sirene(identity) else None
     uow.registrations.add(
-        Registration(event.subject, identity, data["login_email"], outcome, prefill), keep_seconds
+        domain.started_registration(event.subject, identity, data["login_email"], lookup), keep_seconds
     )
-
-
-def _establishment(sirene: Sirene, identity: domain.Identity) -> Establishment | None:
-    return sirene.lookup(identity.identifier) if domain.is_in_sirene(identity) else None
 
 
 def on_account_activated(event: Event, uow: StructureUnitOfWork) -> None:
@@ -85,6 +78,15 @@ def registration_form(registration_id: str, uow: StructureUnitOfWork, arrivals: 
     return domain.form_of(arrivals.wait_for(registration_id, lambda: uow.registrations.get(registration_id)))
 
 
+def existing_structure(
+    identity: domain.Identity, uow: StructureUnitOfWork
+) -> domain.ExistingStructure | None:
+    """The structure that already has this identity, if any: the newcomer asks to join it."""
+    (holder,) = uow.read_together(uow.structures.read_holder(identity))
+    (existing,) = uow.read_together(uow.structures.read_existing(holder))
+    return existing
+
+
 @dataclass(frozen=True)
 class ConfirmStructure:
     registration_id: str
@@ -109,7 +111,7 @@ class _Answer:
 def confirm_structure(
     cmd: ConfirmStructure,
     uow: StructureUnitOfWork,
-    sirene: Sirene,
+    register: Register,
     *,
     captcha_required: bool,
     arrivals: Awaiting,
@@ -118,7 +120,8 @@ def confirm_structure(
     """Step 2: check everything, then create the structure and publish StructureConfirmed.
 
     The structure is claimed for `claim_ttl_seconds` (STRUCTURE_CLAIM_TTL_SECONDS): released
-    by the sweep unless its first account is activated by then.
+    by the sweep unless its first account is activated by then. A SIRET is looked up again: when
+    no source can answer now, the structure is opened `to_verify` and checked later.
 
     Field errors, the SIRET's standing and the challenge are all reported together (Refused);
     nothing is written unless all pass, except that a challenge that was checked is spent.
@@ -131,9 +134,13 @@ def confirm_structure(
     confirmation, errors = domain.check_confirmation(
         cmd.structure, cmd.user, cmd.features, registration.login_email
     )
+    verification = domain.Verification.NOT_APPLICABLE
     if domain.is_in_sirene(identity):
         # Asked again: the register's word at the moment the structure is opened is what counts.
-        errors.update(domain.lookup_errors(domain.lookup_outcome(sirene.lookup(identity.identifier))))
+        lookup = register.lookup(identity.identifier)
+        outcome = domain.lookup_outcome(lookup)
+        errors.update(domain.lookup_errors(outcome, lookup.as_of))
+        verification = domain.verification_of(outcome)
     answer = _Answer(captcha_id, cmd.captcha_answer) if captcha_id else None
     if captcha_required and not (answer and answer.passes(stored, uow.clock())):
         errors["captcha"] = [WRONG_ANSWER]
@@ -150,6 +157,7 @@ def confirm_structure(
         registration_id=registration.registration_id,
         created_at=iso_utc(now),
         claim_expires_at=domain.claim_deadline(now, claim_ttl_seconds),
+        verification=verification,
     )
     event = domain.structure_confirmed(
         registration.registration_id,
@@ -157,6 +165,7 @@ def confirm_structure(
         identity,
         confirmation,
         claim_expires_at=structure.claim_expires_at,
+        verification=verification,
     )
     outcome = uow.run(_open_structure, uow, structure, event, answer)
     if isinstance(outcome, DomainError):
@@ -211,46 +220,6 @@ def _open_structure(
     )
     uow.publish(event)
     return structure
-
-
-# --- the sweep -------------------------------------------------------------------------------
-
-
-def release_unclaimed(uow: StructureUnitOfWork, activations_pending: Callable[[], bool]) -> int:
-    """Structures whose first account was not activated by their claim's deadline are released
-    (StructureReleased): their identity may open a new structure. Returns how many.
-
-    Nothing is released while `activations_pending()` says that an AccountActivated is not
-    handled yet: it may be the one that holds a structure due now; the next round sees it
-    handled. Asked after the clock is read, so that every activation that read its clock before
-    the deadline (activate refuses the others) has published its event by then. Each structure
-    is released in its own transaction, which reads the claim and the identity's guard again,
-    watched: an activation handled meanwhile, or a second sweep, makes it decide again. Safe to
-    run twice, or twice at once."""
-    now = uow.clock()
-    released = 0
-    for _ in range(SWEEP_MAX_BATCHES):
-        due = uow.structures.due_for_release(domain.release_cutoff(now))
-        if not due:
-            break
-        if activations_pending():
-            log.info("structures due for release wait: AccountActivated entries are not handled yet")
-            break
-        released += sum(uow.run(_release_one, uow, structure_id, now) for structure_id in due)
-    return released
-
-
-def _release_one(uow: StructureUnitOfWork, structure_id: str, now: float) -> bool:
-    (claim,) = uow.read_together(uow.structures.read_claim(structure_id))
-    step = domain.release_step(claim, now)
-    if step is domain.ReleaseStep.FORGET:
-        uow.structures.forget_deadline(structure_id)
-    if step is not domain.ReleaseStep.RELEASE or claim is None:
-        return False
-    (holder,) = uow.read_together(uow.structures.read_holder(claim.identity))
-    uow.structures.release(claim, iso_utc(now), free_identity=domain.frees_identity(claim, holder))
-    uow.publish(domain.structure_released(claim, now))
-    return True
 
 
 # --- the bot challenge -----------------------------------------------------------------------

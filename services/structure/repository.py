@@ -9,6 +9,9 @@
   released);
 - `structure:claim-deadlines` (sorted set): structure id → when its claim is released unless its
   first account is activated, for the beat's sweep;
+- `structure:to-verify` (sorted set): structure id → its claim's deadline (oldest first), for the structures
+  opened while no SIRENE source could check their SIRET (`verification` to_verify), for the
+  beat's check;
 - `structure:captcha:{captcha_id}` (hash): a bot challenge: its answer's hash, its expiry, its
   text sealed with SECRET_KEY and how many times its image was drawn (the image is not kept);
 - `structure:registration-captchas:{registration_id}` (hash): the challenges issued for a
@@ -31,11 +34,13 @@ from services.structure.captcha import KeptDrawing, NewCaptcha, StoredCaptcha
 from services.structure.domain import (
     Claim,
     ClaimStatus,
+    ExistingStructure,
     Identity,
     LookupOutcome,
     NewStructure,
     Registration,
     StructureFields,
+    Verification,
 )
 from shared.unit_of_work import RedisUnitOfWork
 
@@ -43,6 +48,7 @@ T = TypeVar("T")
 
 RETENTION_SECONDS = 7 * 24 * 3600  # a registration (or a released structure) stays this long
 CLAIM_DEADLINES = "structure:claim-deadlines"
+TO_VERIFY = "structure:to-verify"
 _CLAIM_FIELDS = (
     "identifier_type",
     "identifier",
@@ -97,6 +103,8 @@ def _registration(registration_id: str, fields: dict[str, str]) -> Registration 
         lookup=LookupOutcome(fields["lookup"]),
         prefill=StructureFields(**json.loads(fields["prefill"])),
         structure_id=fields.get("structure_id") or None,
+        prefill_source=fields.get("prefill_source") or "none",
+        as_of=fields.get("as_of") or None,
     )
 
 
@@ -134,6 +142,7 @@ def _structure_mapping(structure: NewStructure) -> dict[str, str]:
         "created_at": structure.created_at,
         "claim_status": ClaimStatus.CLAIMED,
         "claim_expires_at": str(structure.claim_expires_at),
+        "verification": structure.verification,
     }
 
 
@@ -149,6 +158,13 @@ def _claim(structure_id: str, values: list[str | None]) -> Claim | None:
         status=ClaimStatus(status) if status else ClaimStatus.HELD,
         expires_at=int(expires_at) if expires_at else None,
     )
+
+
+def _existing(structure_id: str, values: list[str | None]) -> ExistingStructure | None:
+    company_name, postal_code, city, status = values
+    if company_name is None or status == ClaimStatus.RELEASED:
+        return None
+    return ExistingStructure(structure_id, company_name, postal_code or "", city or "")
 
 
 class RegistrationRepository:
@@ -174,6 +190,8 @@ class RegistrationRepository:
                 "login_email": registration.login_email,
                 "lookup": registration.lookup,
                 "prefill": json.dumps(asdict(registration.prefill), ensure_ascii=False),
+                "prefill_source": registration.prefill_source,
+                **({"as_of": registration.as_of} if registration.as_of else {}),
             },
         )
         self.uow.writes.expire(key, keep_seconds + RETENTION_SECONDS)
@@ -201,6 +219,8 @@ class StructureRepository:
         self.uow.writes.set(_identity_key(structure.identity), structure.structure_id)
         self.uow.writes.hset(_structure_key(structure.structure_id), mapping=_structure_mapping(structure))
         self.uow.writes.zadd(CLAIM_DEADLINES, {structure.structure_id: structure.claim_expires_at})
+        if structure.verification is Verification.TO_VERIFY:
+            self.uow.writes.zadd(TO_VERIFY, {structure.structure_id: structure.claim_expires_at})
 
     def read_claim(self, structure_id: str) -> Read[Claim | None]:
         """The structure's claim on its identity, if the structure exists."""
@@ -221,6 +241,7 @@ class StructureRepository:
         self.uow.writes.hset(key, mapping={"claim_status": ClaimStatus.RELEASED, "released_at": released_at})
         self.uow.writes.expire(key, RETENTION_SECONDS)
         self.forget_deadline(claim.structure_id)
+        self.forget_check(claim.structure_id)  # a released structure is no longer checked
 
     def forget_deadline(self, structure_id: str) -> None:
         self.uow.writes.zrem(CLAIM_DEADLINES, structure_id)
@@ -231,6 +252,35 @@ class StructureRepository:
             CLAIM_DEADLINES, ("ZRANGEBYSCORE", CLAIM_DEADLINES, "-inf", until, "LIMIT", 0, limit)
         )
         return due
+
+
+    def read_existing(self, structure_id: str | None) -> Read[ExistingStructure | None]:
+        """The public summary of a structure (None when there is none, or it was released)."""
+        if not structure_id:
+            return NOTHING
+        key = _structure_key(structure_id)
+        return Read(
+            key,
+            ("HMGET", key, "company_name", "postal_code", "city", "claim_status"),
+            lambda values: _existing(structure_id, values),
+        )
+
+    def read_verification(self, structure_id: str) -> Read[Verification | None]:
+        """Whether the structure's SIRET was checked (None when the structure is gone)."""
+        key = _structure_key(structure_id)
+        return Read(key, ("HGET", key, "verification"), lambda value: Verification(value) if value else None)
+
+    def to_verify(self, limit: int) -> list[str]:
+        """Ids of the structures waiting for their SIRET to be checked, oldest first."""
+        (due,) = self.uow.read(TO_VERIFY, ("ZRANGE", TO_VERIFY, 0, limit - 1))
+        return due
+
+    def record_check(self, structure_id: str, verification: Verification) -> None:
+        self.uow.writes.hset(_structure_key(structure_id), "verification", verification)
+        self.forget_check(structure_id)
+
+    def forget_check(self, structure_id: str) -> None:
+        self.uow.writes.zrem(TO_VERIFY, structure_id)
 
 
 class CaptchaRepository:

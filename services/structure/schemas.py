@@ -81,6 +81,13 @@ class PrefillSchema(PortalSchema):
     country = fields.String()
 
 
+class ExistingStructureSchema(PortalSchema):
+    structure_id = fields.String()
+    company_name = fields.String()
+    postal_code = fields.String()
+    city = fields.String()
+
+
 class RegistrationFormSchema(PortalSchema):
     identifier_type = fields.String()
     identifier = fields.String()
@@ -88,6 +95,22 @@ class RegistrationFormSchema(PortalSchema):
     login_email = fields.String(metadata={"description": "Rappelée sur le formulaire, à resaisir"})
     captcha_required = fields.Boolean(metadata={"description": "Le formulaire doit montrer une image"})
     prefill = fields.Nested(PrefillSchema)
+    prefill_source = fields.String(
+        metadata={"description": "La source SIRENE du pré-remplissage : stock, insee, recherche ou none"}
+    )
+    existing_structure = fields.Nested(
+        ExistingStructureSchema,
+        metadata={
+            "description": "Présente quand l'identifiant a déjà une structure : la personne demande son "
+            "rattachement"
+        },
+    )
+    verified = fields.Boolean(
+        metadata={
+            "description": "Faux quand aucune source SIRENE n'a pu vérifier le SIRET : les données sont "
+            "saisies par la personne et vérifiées plus tard"
+        }
+    )
 
 
 class StructureCreatedSchema(PortalSchema):

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import csv
 import threading
+from functools import cache
 from pathlib import Path
 
-from services.structure.sirene import CsvSirene, Establishment
+from services.structure.sirene.model import Establishment
+from services.structure.sirene.stock_rows import (
+    ESTABLISHMENTS_FILE,
+    LEGAL_UNITS_FILE,
+    establishment_from_rows,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "services" / "structure" / "data"
 SEED_SIRET = "81880244900038"
@@ -16,11 +22,23 @@ _lock = threading.Lock()
 _given: set[str] = set()
 
 
+def _rows(name: str) -> list[dict[str, str]]:
+    with open(DATA / name, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@cache
+def _sample() -> dict[str, Establishment]:
+    """The sample's establishments by SIRET, joined with their legal units as the import does."""
+    units = {row["siren"]: row for row in _rows(LEGAL_UNITS_FILE)}
+    return {
+        row["siret"]: establishment_from_rows(row, units.get(row["siren"]))
+        for row in _rows(ESTABLISHMENTS_FILE)
+    }
+
+
 def _open_sirets() -> list[str]:
-    with open(DATA / "StockEtablissement_extrait.csv", newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    sirene = CsvSirene(DATA)
-    found = [r["siret"] for r in rows if (e := sirene.lookup(r["siret"])) and e.open and e.diffusible]
+    found = [siret for siret, e in _sample().items() if e.open and e.diffusible]
     return [SEED_SIRET] + [s for s in found if s != SEED_SIRET]
 
 
@@ -30,5 +48,5 @@ def take_siret() -> tuple[str, Establishment]:
         for siret in _open_sirets():
             if siret not in _given:
                 _given.add(siret)
-                return siret, CsvSirene(DATA).lookup(siret)
+                return siret, _sample()[siret]
     raise RuntimeError("the SIRENE extract has no unused open establishment left")

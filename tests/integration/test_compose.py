@@ -251,8 +251,26 @@ def test_the_system_has_its_real_parts(compose):
         *(f"{name}-consumer" for name in SERVICES),
         "notify-worker",
         "beat",
+        "sirene-import",
     }
     assert set(python_services(compose)) == expected
+
+
+def test_the_sirene_store_is_imported_before_its_readers_start(compose):
+    """structure, its consumer and the worker (structure's verification sweep) read the store
+    that `sirene-import` writes on a shared volume, and start once the import has succeeded."""
+    services = compose["services"]
+    importer = services["sirene-import"]
+    assert command_of(importer)[:3] == ["python", "-m", "services.structure.sirene.stock_import"]
+    assert importer["restart"] == "no"
+    store = Settings.from_env(container_env(importer)).sirene_db
+    for name in ("sirene-import", "structure", "structure-consumer", "notify-worker"):
+        mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in services[name]["volumes"]}
+        assert mounts.get(str(Path(store).parent)) == "sirene-data", name
+        if name != "sirene-import":
+            needs = services[name]["depends_on"]
+            assert needs["sirene-import"]["condition"] == "service_completed_successfully", name
+    assert compose["volumes"].keys() >= {"sirene-data"}
 
 
 def test_one_image_built_once_from_the_dockerfile_runs_every_python_process(compose):
@@ -309,11 +327,12 @@ def test_logs_are_json_and_each_service_counts_its_metrics_in_one_directory(comp
             assert option(command, "--name") == name
             module, _, attribute = option(command, "--logger-class").rpartition(".")
             assert issubclass(getattr(importlib.import_module(module), attribute), GunicornLogger)
-        if name == "beat":  # counts nothing it shows, but needs somewhere to write
+        if name in ("beat", "sirene-import"):  # count nothing they show, but need somewhere to write
             assert service["tmpfs"] == [directory]
             continue
         owner = "notify" if name == "notify-worker" else name.removesuffix("-consumer")
-        assert service["volumes"] == [f"{owner}-metrics:{directory}"], f"{name} shares {owner}'s directory"
+        volumes = [v for v in service["volumes"] if not v.startswith("sirene-data:")]
+        assert volumes == [f"{owner}-metrics:{directory}"], f"{name} shares {owner}'s directory"
         options = compose["volumes"][f"{owner}-metrics"]["driver_opts"]
         assert options["type"] == "tmpfs" and f"uid={uid}" in options["o"], (
             "in memory, writable by the image's user"

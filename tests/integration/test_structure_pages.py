@@ -301,7 +301,7 @@ def test_post_for_an_unknown_registration_is_a_problem_page(client, redis_client
     ("siret", "message"),
     [
         (CLOSED, "Cet établissement est fermé (état administratif F)"),
-        (unknown_siret(), "Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE."),
+        (unknown_siret(), "inconnu de la base SIRENE de l'INSEE (données à jour au 18/11/2024)"),
     ],
 )
 def test_unusable_siret_is_a_problem_page_back_to_step_one(client, redis_client, settings, siret, message):

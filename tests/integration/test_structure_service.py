@@ -68,6 +68,8 @@ def test_registration_started_gives_the_prefilled_form(client, redis_client, set
             "city": "PARIS 17",
             "country": "FR",
         },
+        "prefill_source": "stock",
+        "verified": True,
     }
 
 
@@ -102,7 +104,10 @@ def test_unknown_registration_is_404_after_waiting(redis_client, settings):
 @pytest.mark.parametrize(
     ("identifier", "message"),
     [
-        (unknown_siret(), "Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE."),
+        (
+            unknown_siret(),
+            "Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE (données à jour au 18/11/2024).",
+        ),
         (CLOSED, "Cet établissement est fermé (état administratif F) : il ne peut pas ouvrir de structure."),
     ],
 )
@@ -197,6 +202,7 @@ def test_step2_creates_one_structure_and_one_event(client, redis_client, setting
             "survey_consent": True,
         },
         "features": {"payment_requests": True, "dume": True},
+        "verified": True,
     }
     stored = redis_client.hgetall(f"structure:structure:{structure_id}")
     assert stored["company_name"] == "<b>Au Pied de Cochon</b> & Cie"

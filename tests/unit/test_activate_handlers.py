@@ -623,11 +623,41 @@ def test_past_the_deadline_no_new_link_and_no_workspaces_before_the_release_come
     assert snapshot(uow) == before
 
 
-def test_a_released_structure_closes_its_pending_account_and_kills_its_link(uow, clock):
+def flagged(uow, registration_id="r1", structure_id=None, reason="unknown", login_email=None):
+    """StructureFlagged for the registration's structure, handled as the bus does."""
+    data = {
+        "structure_id": structure_id or f"structure-{registration_id}",
+        "identifier": "81880244900038",
+        "reason": reason,
+        "login_email": login_email,
+        "flagged_at": "2027-01-16T08:00:00+00:00",
+    }
+    uow.run(
+        handlers.on_structure_flagged,
+        new_event("StructureFlagged", "structure", registration_id, data),
+        uow,
+    )
+    return uow.accounts.get(registration_id)
+
+
+def flagged_closed(uow, *args, **kwargs):
+    return flagged(uow, *args, reason="closed", **kwargs)
+
+
+CLOSINGS = pytest.mark.parametrize(
+    "close", [released, flagged, flagged_closed], ids=["released", "flagged-unknown", "flagged-closed"]
+)
+# When each comes: a release once the claim's deadline has passed; a flag whenever the check
+# answers, here while the link still works.
+COMES_AFTER = {released: CLAIM_TTL + 2, flagged: 60, flagged_closed: 60}
+
+
+@CLOSINGS
+def test_a_released_or_flagged_structure_closes_its_pending_account_and_kills_its_link(uow, clock, close):
     token = claimed_at_step_four(uow, clock)
     account = uow.accounts.get("r1")
-    clock.now += CLAIM_TTL + 2
-    closed = released(uow)
+    clock.now += COMES_AFTER[close]
+    closed = close(uow)
     assert closed.status is AccountStatus.RELEASED and closed.token_hash is None
     assert not closed.awaits_activation
     assert uow.accounts.awaiting_activation("marie.curie@example.fr", 10) == []
@@ -640,21 +670,40 @@ def test_a_released_structure_closes_its_pending_account_and_kills_its_link(uow,
     assert handlers.after_dead_link(caught.value, uow) is NextStep.NONE
     with pytest.raises(ClaimLapsed):
         handlers.find_account("r1", uow, arrivals=NoWait())
-    assert released(uow) == closed  # a second delivery changes nothing
+    assert close(uow) == closed  # a second delivery changes nothing
 
 
-def test_a_released_account_can_never_be_activated_again_even_with_an_old_clock(uow, clock):
-    """Released is final, whatever the clock says (an activate host whose clock is late)."""
+@CLOSINGS
+def test_a_closed_account_can_never_be_activated_again_even_with_an_old_clock(uow, clock, close):
+    """Closed is final, whatever the clock says (an activate host whose clock is late)."""
     token = claimed_at_step_four(uow, clock)
-    released(uow)
+    close(uow)
     nothing_recorded_by(uow, lambda: activate(uow, token), TokenGone)
     nothing_recorded_by(uow, lambda: resend(uow), ClaimLapsed)
+    before = snapshot(uow)
+    assert request_link(uow) == 0  # no new link by the login email either
+    assert snapshot(uow) == before
 
 
-def test_a_release_before_step_three_closes_the_account_too(uow, clock):
+@CLOSINGS
+def test_a_closing_before_step_three_closes_the_account_too(uow, clock, close):
     confirmed(uow, claim_expires_at=int(clock.now) + CLAIM_TTL)
-    assert released(uow).status is AccountStatus.RELEASED
+    assert close(uow).status is AccountStatus.RELEASED
     nothing_recorded_by(uow, lambda: choose(uow), ClaimLapsed)
+
+
+def test_a_flagged_structure_closes_its_account_as_a_release_does(clock):
+    """One code path: the same account, flagged or released, ends the same."""
+    ends = []
+    for close in (released, flagged):
+        uow = FakeActivateUnitOfWork(clock)
+        claimed_at_step_four(uow, clock)
+        before = uow.accounts.get("r1")
+        ends.append((close(uow), uow.tokens.get(before.token_hash).state, uow.tokens.deadlines))
+    (by_release, release_link, release_deadlines), (by_flag, flag_link, flag_deadlines) = ends
+    ignored = {"account_id": None}  # drawn at random by each
+    assert {**vars(by_flag), **ignored} == {**vars(by_release), **ignored}
+    assert (flag_link, flag_deadlines) == (release_link, release_deadlines)
 
 
 def test_an_active_account_is_never_released_and_the_release_is_logged(uow, clock, caplog):
@@ -663,9 +712,22 @@ def test_an_active_account_is_never_released_and_the_release_is_logged(uow, cloc
     assert [r.levelname for r in caplog.records] == ["ERROR"]
 
 
-def test_a_release_for_another_structure_or_an_unknown_registration_changes_nothing(uow, clock):
+def test_an_active_account_is_left_as_it_is_when_its_structure_is_flagged_with_a_warning(uow, clock, caplog):
+    """Activated while the structure waited for its check: it holds the structure all the same."""
+    active = activate(uow, claimed_at_step_four(uow, clock))
+    before = snapshot(uow)
+    assert flagged(uow, reason="closed", login_email="marie.curie@example.fr") == active
+    assert snapshot(uow) == before
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    assert active.account_id in caplog.text and "structure-r1" in caplog.text and "closed" in caplog.text
+    assert "marie.curie" not in caplog.text  # ids only, never an email
+
+
+@CLOSINGS
+def test_a_closing_for_another_structure_or_an_unknown_registration_changes_nothing(uow, clock, close):
     claimed_at_step_four(uow, clock)
     before = snapshot(uow)
-    released(uow, structure_id="another-structure")
-    released(uow, "nope")
+    close(uow, structure_id="another-structure")
+    close(uow, "nope")
     assert snapshot(uow) == before

@@ -16,7 +16,8 @@ from stdnum.fr import siret as siret_number
 from bench import endpoints, flows, hashing, load, report, sirene
 from bench.harness import ROOT, Result, cpu_ticks, machine, percentile, stolen_share
 from services.activate.domain import check_activation_form
-from services.structure.sirene import CsvSirene
+from services.structure.sirene.stock import StockStore
+from services.structure.sirene.stock_import import import_stock
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,9 +46,10 @@ def test_the_results_block_is_replaced_and_the_analysis_kept(tmp_path):
 
 
 def test_the_synthetic_sirene_extract_is_read_by_structure(tmp_path):
-    numbers = sirene.write_extract(tmp_path, 30)
+    numbers = sirene.write_extract(tmp_path / "files", 30)
     assert len(set(numbers)) == 30 and all(siret_number.is_valid(n) for n in numbers)
-    found = CsvSirene(tmp_path).lookup(numbers[7])
+    import_stock(tmp_path / "files", tmp_path / "sirene.sqlite3")
+    found = StockStore(tmp_path / "sirene.sqlite3").lookup(numbers[7])
     assert found.open and found.diffusible and found.company_name and found.address and found.city
 
 

@@ -165,3 +165,94 @@ def test_a_release_never_moves_an_activated_registration_back(uow):
     rid = start(uow).registration_id
     later(uow, rid, "AccountActivated")
     assert later(uow, rid, "StructureReleased", **RELEASED).status is RegistrationStatus.ACTIVATED
+
+
+FLAGGED = {
+    "structure_id": "s-1",
+    "identifier": SIRET,
+    "reason": "unknown",
+    "login_email": "marie.dupont@example.com",
+    "flagged_at": "2027-01-16T08:00:00+00:00",
+}
+LINK = {"token_expires_at": "2027-01-01T01:00:00+00:00"}
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [("StructureConfirmed", {})],
+        [("StructureConfirmed", {}), ("WorkspacesChosen", LINK)],
+        [("StructureConfirmed", {}), ("WorkspacesChosen", LINK), ("ActivationLinkIssued", LINK)],
+    ],
+    ids=["before-step-3", "after-step-3", "link-resent"],
+)
+def test_a_flagged_structure_refuses_its_registration(uow, steps):
+    rid = start(uow).registration_id
+    for event_type, data in steps:
+        later(uow, rid, event_type, **data)
+    assert later(uow, rid, "StructureFlagged", **FLAGGED).status is RegistrationStatus.REFUSED
+    assert later(uow, rid, "StructureFlagged", **FLAGGED).status is RegistrationStatus.REFUSED  # again
+    assert handlers.registration(rid, uow).status == "refused"
+    assert "StructureFlagged" in handlers.FOLLOWED_EVENTS
+
+
+def test_a_refused_registration_is_not_abandoned_later(uow, clock):
+    rid = start(uow).registration_id
+    later(uow, rid, "StructureConfirmed")
+    later(uow, rid, "StructureFlagged", **{**FLAGGED, "login_email": None})
+    assert rid not in uow.registrations.deadlines
+    clock.now += TTL + 1
+    assert handlers.expire_abandoned(uow) == 0
+    assert uow.registrations.get(rid).status is RegistrationStatus.REFUSED
+
+
+@pytest.mark.parametrize(
+    ("before", "status"),
+    [
+        ([("AccountActivated", {})], RegistrationStatus.ACTIVATED),
+        ([("StructureReleased", RELEASED)], RegistrationStatus.EXPIRED),
+        (
+            [("WorkspacesChosen", LINK), ("ActivationTokenExpired", LINK)],
+            RegistrationStatus.EXPIRED,
+        ),
+    ],
+    ids=["activated", "released", "link-expired"],
+)
+def test_a_flag_leaves_an_activated_or_expired_registration_as_it_is(uow, before, status):
+    rid = start(uow).registration_id
+    for event_type, data in before:
+        later(uow, rid, event_type, **data)
+    assert later(uow, rid, "StructureFlagged", **FLAGGED).status is status
+
+
+def test_a_step_s_event_arriving_after_the_flag_does_not_revive_the_registration(uow):
+    """Step 3 may go through until activate has closed the account: its events come after."""
+    rid = start(uow).registration_id
+    later(uow, rid, "StructureConfirmed")
+    later(uow, rid, "StructureFlagged", **FLAGGED)
+    for event_type in ("StructureConfirmed", "WorkspacesChosen", "ActivationLinkIssued"):
+        assert later(uow, rid, event_type, **LINK).status is RegistrationStatus.REFUSED
+    warned = later(
+        uow, rid, "RegistrationAttemptOnExistingAccount", token_expires_at="2027-01-01T02:00:00+00:00"
+    )
+    assert warned.status is RegistrationStatus.REFUSED
+    assert later(uow, rid, "ActivationTokenExpired", **LINK).status is RegistrationStatus.REFUSED
+
+
+def test_an_activation_that_arrives_after_the_flag_wins(uow):
+    """The account was active before the check (it holds the structure); its event came late."""
+    rid = start(uow).registration_id
+    later(uow, rid, "StructureFlagged", **FLAGGED)
+    assert later(uow, rid, "AccountActivated").status is RegistrationStatus.ACTIVATED
+    assert later(uow, rid, "StructureFlagged", **FLAGGED).status is RegistrationStatus.ACTIVATED
+
+
+def test_a_release_that_arrives_after_the_flag_expires_the_registration_as_in_the_other_order(uow):
+    """A flagged structure is never released: a release seen after the flag came before it."""
+    first, second = start(uow).registration_id, start(uow).registration_id
+    later(uow, first, "StructureFlagged", **FLAGGED)
+    later(uow, first, "StructureReleased", **RELEASED)
+    later(uow, second, "StructureReleased", **RELEASED)
+    later(uow, second, "StructureFlagged", **FLAGGED)
+    assert uow.registrations.get(first).status is uow.registrations.get(second).status
+    assert uow.registrations.get(first).status is RegistrationStatus.EXPIRED

@@ -10,6 +10,7 @@ import pytest
 
 from services.notify import domain, handlers, mailer
 from services.notify.domain import Claim, Delivery, Outcome
+from shared.celery_app import make_celery
 from shared.events import new_event
 from shared.sealing import seal
 from shared.settings import Settings
@@ -76,6 +77,7 @@ def send(event, uow, outbox, owner="tag-1", data=None):
     [
         ("ActivationLinkIssued", "notify.send_activation_email"),
         ("RegistrationAttemptOnExistingAccount", "notify.send_registration_attempt_email"),
+        ("StructureFlagged", "notify.send_structure_flagged_email"),
     ],
 )
 def test_an_event_asking_for_an_email_is_queued_as_its_task_with_the_event_id(uow, event_type, task):
@@ -95,7 +97,11 @@ def test_the_queued_task_carries_the_token_sealed_only(uow):
 
 
 def test_notify_handles_exactly_the_events_that_ask_for_an_email():
-    assert set(handlers.KINDS) == {"ActivationLinkIssued", "RegistrationAttemptOnExistingAccount"}
+    assert set(handlers.KINDS) == {
+        "ActivationLinkIssued",
+        "RegistrationAttemptOnExistingAccount",
+        "StructureFlagged",
+    }
 
 
 # --- send_email: once per event ---------------------------------------------------------------------
@@ -240,6 +246,95 @@ def test_logs_name_the_event_never_the_token_or_link(uow, caplog):
     send(event, uow, Outbox())
     assert event.id in caplog.text and "reg-1" in caplog.text
     assert TOKEN not in caplog.text and "/activate/activations/" not in caplog.text
+
+
+# --- StructureFlagged: the SIRET typed while SIRENE could not be asked is unknown or closed ------
+
+
+def structure_flagged(reason: str = "unknown", login_email: str | None = "fleur.f@example.fr"):
+    return new_event(
+        "StructureFlagged",
+        "structure",
+        "reg-7",
+        {
+            "structure_id": "structure-7",
+            "identifier": "55210055400013",
+            "reason": reason,
+            "login_email": login_email,
+            "flagged_at": "2025-03-12T14:05:00+00:00",
+        },
+    )
+
+
+def bodies(message: EmailMessage) -> tuple[str, str]:
+    return message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content()
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("unknown", "numéro SIRET inconnu de la base SIRENE de l'INSEE"),
+        ("closed", "établissement fermé"),
+    ],
+)
+def test_a_flagged_structure_tells_the_person_in_french_why_and_where_to_start_again(uow, reason, words):
+    outbox, event = Outbox(), structure_flagged(reason)
+    assert send(event, uow, outbox) == Outcome.SENT
+    (message,) = outbox.sent
+    assert message["To"] == "fleur.f@example.fr"
+    assert message["Subject"] == "Votre structure n'a pas pu être vérifiée"
+    text, html = bodies(message)
+    assert text.startswith("Bonjour,\n")
+    assert "552 100 554 00013" in text and "552 100 554 00013" in html
+    assert f"Résultat : {words}." in text and words.replace("'", "&#39;") in html
+    assert "votre compte ne peut pas être activé" in text and "votre compte ne peut pas être activé" in html
+    assert "http://portal.test/identify/" in text and 'href="http://portal.test/identify/"' in html
+    assert uow.emails.record_of(event.id)["status"] == "sent" and uow.emails.leases == {}
+
+
+def test_the_flag_s_email_holds_no_other_personal_data(uow):
+    """The SIRET, why and the restart page: not the address written to, no name, no ids."""
+    outbox, event = Outbox(), structure_flagged()
+    send(event, uow, outbox)
+    (message,) = outbox.sent
+    for body in bodies(message):
+        for kept_out in ("fleur", "reg-7", "structure-7", "/activate/"):
+            assert kept_out not in body.lower()
+        assert "http" not in body.replace("http://portal.test/identify/", "")
+
+
+def test_the_flag_s_email_goes_once_and_waits_for_smtp_like_the_others(uow):
+    event = structure_flagged()
+    with pytest.raises(handlers.TryLater):
+        send(event, uow, Outbox(mailer.TemporaryFailure("ConnectionRefusedError")))
+    assert uow.emails.leases == {} and uow.emails.records == {}
+    outbox = Outbox()
+    assert send(event, uow, outbox, owner="tag-2") == Outcome.SENT
+    assert send(event, uow, outbox, owner="tag-3") == Outcome.ALREADY_DONE
+    assert len(outbox.sent) == 1
+
+
+def test_a_flag_with_no_address_to_write_to_queues_nothing_and_logs_ids_only(uow, caplog):
+    caplog.set_level(logging.INFO)
+    queued, event = [], structure_flagged(login_email=None)
+    uow.run(handlers.on_email_asked, event, uow, lambda *args: queued.append(args))
+    assert queued == [] and uow.emails.records == {}
+    assert event.id in caplog.text and "reg-7" in caplog.text
+    assert "55210055400013" not in caplog.text
+
+
+def test_a_flag_s_task_with_no_address_sends_nothing(uow):
+    """Queued all the same (by an older consumer, or by hand): dropped, not retried."""
+    outbox = Outbox()
+    assert send(structure_flagged(login_email=None), uow, outbox) == Outcome.DROPPED
+    assert outbox.sent == [] and uow.emails.records == {} and uow.emails.leases == {}
+
+
+def test_the_flag_s_task_is_registered_and_goes_to_the_emails_queue():
+    app = make_celery(SETTINGS)
+    app.loader.import_default_modules()
+    assert handlers.SEND_FLAGGED_EMAIL in app.tasks
+    assert app.amqp.router.route({}, handlers.SEND_FLAGGED_EMAIL)["queue"].name == "emails"
 
 
 # --- the lease's rule itself ------------------------------------------------------------------------

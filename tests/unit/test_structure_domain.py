@@ -8,7 +8,7 @@ import pytest
 
 from services.structure import domain
 from services.structure.domain import Features, Identity, StructureFields, UserForm
-from services.structure.sirene import Establishment
+from services.structure.sirene.model import Establishment, Lookup
 from shared.events import validate_data
 
 LOGIN = "francoise.fleur@example.fr"
@@ -38,20 +38,37 @@ def check(structure=GOOD_STRUCTURE, user=GOOD_USER, features=Features(), login=L
     return domain.check_confirmation(structure, user, features, login)
 
 
-def test_prefill_of_an_open_establishment():
-    outcome, fields = domain.prefill(SIRET_IDENTITY, SEED)
-    assert outcome == domain.FOUND
-    assert fields == replace(GOOD_STRUCTURE, country="FR")
+def started(lookup, identity=SIRET_IDENTITY):
+    return domain.started_registration("r-1", identity, LOGIN, lookup)
+
+
+def test_prefill_of_an_open_establishment_names_its_source():
+    registration = started(Lookup(SEED, "insee"))
+    assert registration.lookup == domain.FOUND and registration.verified
+    assert registration.prefill == replace(GOOD_STRUCTURE, country="FR")
+    assert registration.prefill_source == "insee"
 
 
 def test_prefill_of_unknown_and_closed_sirets_is_empty():
-    assert domain.prefill(SIRET_IDENTITY, None) == (domain.UNKNOWN, StructureFields())
-    assert domain.prefill(SIRET_IDENTITY, replace(SEED, open=False)) == (domain.CLOSED, StructureFields())
+    unknown = started(Lookup(None, as_of="2026-10-31"))
+    closed = started(Lookup(replace(SEED, open=False), "stock"))
+    assert (unknown.lookup, unknown.as_of) == (domain.UNKNOWN, "2026-10-31")
+    assert (closed.lookup, closed.prefill_source) == (domain.CLOSED, "none")
+    assert unknown.prefill == closed.prefill == StructureFields()
+
+
+def test_a_siret_no_source_could_check_starts_empty_and_unverified():
+    registration = started(Lookup(None, unavailable=True))
+    assert registration.lookup == domain.UNVERIFIED and not registration.verified
+    assert registration.prefill == StructureFields() and domain.lookup_errors(registration.lookup) == {}
+    assert domain.verification_of(registration.lookup) is domain.Verification.TO_VERIFY
+    assert domain.verification_of(domain.FOUND) is domain.Verification.CHECKED
 
 
 def test_other_identifier_types_start_empty_in_their_country():
-    outcome, fields = domain.prefill(Identity("HORS_UE", "EIN 12-3456789", "US"), None)
-    assert outcome == domain.NOT_APPLICABLE and fields == StructureFields(country="US")
+    registration = started(None, Identity("HORS_UE", "EIN 12-3456789", "US"))
+    assert registration.lookup == domain.NOT_APPLICABLE
+    assert registration.prefill == StructureFields(country="US")
 
 
 def test_lookup_errors_are_on_identifier_in_french():
@@ -61,6 +78,14 @@ def test_lookup_errors_are_on_identifier_in_french():
         "identifier": ["Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE."]
     }
     assert "fermé" in domain.lookup_errors(domain.CLOSED)["identifier"][0]
+
+
+def test_an_unknown_siret_says_the_date_of_the_data_it_was_checked_against():
+    assert domain.lookup_errors(domain.UNKNOWN, "2026-10-31") == {
+        "identifier": [
+            "Ce numéro SIRET est inconnu de la base SIRENE de l'INSEE (données à jour au 31/10/2026)."
+        ]
+    }
 
 
 def test_good_form_gives_a_confirmation_with_defaults():

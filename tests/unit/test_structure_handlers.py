@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from services.structure import domain, handlers
+from services.structure import domain, handlers, sweeps
 from services.structure.captcha import (
     DRAWS_PER_CHALLENGE,
     KEPT_PER_REGISTRATION,
@@ -16,6 +16,7 @@ from services.structure.captcha import (
     SealingKeys,
 )
 from services.structure.domain import Features, Identity, StructureFields, UserForm
+from services.structure.sirene.sources import Register
 from shared.arrivals import NoWait
 from shared.events import new_event
 from tests.captcha_drawing import RecordingDrawer
@@ -44,8 +45,13 @@ def uow(clock):
 
 
 @pytest.fixture
-def sirene():
+def source():
     return FakeSirene(OPEN, replace(OPEN, siret=CLOSED, open=False))
+
+
+@pytest.fixture
+def sirene(source):
+    return Register([source])
 
 
 @pytest.fixture
@@ -64,7 +70,7 @@ def start(
         "country": country,
     }
     event = new_event("RegistrationStarted", "identify", registration_id, data)
-    uow.run(handlers.on_registration_started, event, uow, sirene=sirene, keep_seconds=TTL)
+    uow.run(handlers.on_registration_started, event, uow, register=sirene, keep_seconds=TTL)
     return uow.registrations.get(registration_id)
 
 
@@ -194,9 +200,9 @@ def test_an_identifier_that_has_a_structure_is_never_taken_over(uow, sirene):
     assert uow.published_types() == ["StructureConfirmed"]
 
 
-def test_a_siret_closed_since_the_start_cannot_open_a_structure(uow, sirene):
+def test_a_siret_closed_since_the_start_cannot_open_a_structure(uow, sirene, source):
     start(uow, sirene)
-    sirene.by_siret[SEED] = replace(OPEN, open=False)
+    source.by_siret[SEED] = replace(OPEN, open=False)
     with pytest.raises(domain.Refused) as caught:
         confirm(uow, sirene)
     assert caught.value.errors == {"identifier": [domain.LOOKUP_ERRORS[domain.CLOSED]]}
@@ -421,7 +427,7 @@ def activated(uow, structure, role="GESTIONNAIRE_PRINCIPAL"):
 
 
 def sweep(uow, pending=NO_ACTIVATION_PENDING):
-    return handlers.release_unclaimed(uow, pending)
+    return sweeps.release_unclaimed(uow, pending)
 
 
 def test_a_new_structure_is_claimed_until_its_deadline_which_activate_learns(uow, sirene, clock):
@@ -558,3 +564,14 @@ def test_two_sweeps_at_once_release_once(clock, sirene):
     uow.meanwhile = lambda: sweep(uow)
     assert sweep(uow) == 0
     assert uow.published_types().count("StructureReleased") == 1
+
+
+def test_a_newcomer_sees_the_structure_that_already_has_the_identifier(uow, sirene):
+    start(uow, sirene, "r-1")
+    assert handlers.existing_structure(Identity("SIRET", SEED, "FR"), uow) is None
+    first = confirm(uow, sirene, "r-1")
+    existing = handlers.existing_structure(Identity("SIRET", SEED, "FR"), uow)
+    assert existing == domain.ExistingStructure(
+        first.structure_id, GOOD_STRUCTURE.company_name, GOOD_STRUCTURE.postal_code, GOOD_STRUCTURE.city
+    )
+    assert handlers.existing_structure(Identity("SIRET", CLOSED, "FR"), uow) is None

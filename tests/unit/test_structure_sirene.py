@@ -1,4 +1,5 @@
-"""The SIRENE extract shipped with the service, and how its rows become an establishment."""
+"""The SIRENE sample shipped with the service, imported into the stock store, and how its rows
+become an establishment."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from pathlib import Path
 import pytest
 from stdnum.fr import siren, siret
 
-from services.structure.sirene import (
+from services.structure.sirene.addresses import company_name, street_line
+from services.structure.sirene.model import SourceUnavailable
+from services.structure.sirene.stock import StockStore
+from services.structure.sirene.stock_import import NoProgress, import_stock
+from services.structure.sirene.stock_rows import (
     ESTABLISHMENTS_FILE,
     LEGAL_UNITS_FILE,
-    CsvSirene,
-    company_name,
     establishment_from_rows,
-    street_line,
 )
 from shared.settings import Settings
 
@@ -133,6 +135,14 @@ def units() -> dict[str, dict[str, str]]:
     return {row["siren"]: row for row in read(LEGAL_UNITS_FILE)[1]}
 
 
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> StockStore:
+    """The shipped sample, imported as `make run` imports it."""
+    db = tmp_path_factory.mktemp("sirene") / "sirene.sqlite3"
+    import_stock(DATA, db, progress=NoProgress())
+    return StockStore(db)
+
+
 def test_files_use_insee_headers():
     assert read(ESTABLISHMENTS_FILE)[0] == ESTABLISHMENT_COLUMNS
     assert read(LEGAL_UNITS_FILE)[0] == LEGAL_UNIT_COLUMNS
@@ -177,8 +187,8 @@ def test_extract_has_closed_individual_and_non_diffusible_rows(establishments, u
     assert any(r["statutDiffusionEtablissement"] == "P" for r in establishments)
 
 
-def test_seed_looked_up():
-    found = CsvSirene(DATA).lookup(SEED)
+def test_seed_looked_up(sample):
+    found = sample.lookup(SEED)
     assert found is not None and found.open
     assert (found.company_name, found.address, found.postal_code, found.city) == (
         "SNC AU PIED DE COCHON LGE",
@@ -189,16 +199,20 @@ def test_seed_looked_up():
     assert found.label == "" and found.address_complement_1 == ""
 
 
-def test_lookup_of_closed_and_unknown():
-    sirene = CsvSirene(DATA)
-    assert sirene.lookup("31719324100013").open is False
-    assert sirene.lookup("35600000049837").open is False
-    assert sirene.lookup("73282932000079") is None
+def test_lookup_of_closed_and_unknown(sample):
+    assert sample.lookup("31719324100013").open is False
+    assert sample.lookup("35600000049837").open is False
+    assert sample.lookup("73282932000079") is None
 
 
-def test_csv_files_are_read_on_first_lookup_only(tmp_path):
-    sirene = CsvSirene(tmp_path / "missing")  # nothing read yet: building it never fails
-    with pytest.raises(FileNotFoundError):
+def test_every_row_of_the_sample_is_in_the_store(sample, establishments, units):
+    for row in establishments:
+        assert sample.lookup(row["siret"]) == establishment_from_rows(row, units.get(row["siren"]))
+
+
+def test_the_store_is_opened_on_first_lookup_only(tmp_path):
+    sirene = StockStore(tmp_path / "missing.sqlite3")  # nothing opened yet: building it never fails
+    with pytest.raises(SourceUnavailable):
         sirene.lookup(SEED)
 
 
@@ -285,8 +299,8 @@ def test_non_diffusible_unit_gives_no_personal_data():
     assert (found.postal_code, found.city) == ("44000", "NANTES")
 
 
-def test_non_diffusible_row_of_the_extract():
+def test_non_diffusible_row_of_the_extract(sample):
     rows = read(ESTABLISHMENTS_FILE)[1]
     (row,) = [r for r in rows if r["statutDiffusionEtablissement"] == "P"]
-    found = CsvSirene(DATA).lookup(row["siret"])
+    found = sample.lookup(row["siret"])
     assert found is not None and not found.diffusible and found.company_name == "" and found.address == ""

@@ -7,8 +7,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from services.structure.captcha import KeptDrawing, NewCaptcha, StoredCaptcha
-from services.structure.domain import Claim, ClaimStatus, Identity, NewStructure, Registration
-from services.structure.sirene import Establishment
+from services.structure.domain import (
+    Claim,
+    ClaimStatus,
+    ExistingStructure,
+    Identity,
+    NewStructure,
+    Registration,
+    Verification,
+)
+from services.structure.sirene.model import Establishment, SourceUnavailable
 from shared.unit_of_work import InMemoryUnitOfWork
 
 Read = Callable[[], Any]  # a read to run with others (`read_together`): here, a function
@@ -39,6 +47,8 @@ class FakeStructures:
         self.holders: dict[Identity, str] = {}
         self.claims: dict[str, Claim] = {}
         self.deadlines: dict[str, int] = {}
+        self.verifications: dict[str, Verification] = {}
+        self.pending_checks: dict[str, int] = {}  # structure id → its claim's deadline
 
     def read_holder(self, identity: Identity) -> Read:
         return lambda: self.holders.get(identity)
@@ -54,6 +64,9 @@ class FakeStructures:
             structure.claim_expires_at,
         )
         self.deadlines[structure.structure_id] = structure.claim_expires_at
+        self.verifications[structure.structure_id] = structure.verification
+        if structure.verification is Verification.TO_VERIFY:
+            self.pending_checks[structure.structure_id] = structure.claim_expires_at
 
     def read_claim(self, structure_id: str) -> Read:
         return lambda: self.claims.get(structure_id)
@@ -67,6 +80,7 @@ class FakeStructures:
             del self.holders[claim.identity]
         self.claims[claim.structure_id] = replace(claim, status=ClaimStatus.RELEASED)
         self.forget_deadline(claim.structure_id)
+        self.forget_check(claim.structure_id)
 
     def forget_deadline(self, structure_id: str) -> None:
         self.deadlines.pop(structure_id, None)
@@ -74,6 +88,29 @@ class FakeStructures:
     def due_for_release(self, until: float, limit: int = 500) -> list[str]:
         due = sorted((at, structure_id) for structure_id, at in self.deadlines.items() if at <= until)
         return [structure_id for _, structure_id in due[:limit]]
+
+    def read_existing(self, structure_id: str | None) -> Read:
+        def existing() -> ExistingStructure | None:
+            structure = self.by_id.get(structure_id) if structure_id else None
+            if structure is None or self.claims[structure.structure_id].status is ClaimStatus.RELEASED:
+                return None
+            fields = structure.fields
+            return ExistingStructure(structure_id, fields.company_name, fields.postal_code, fields.city)
+
+        return existing
+
+    def read_verification(self, structure_id: str) -> Read:
+        return lambda: self.verifications.get(structure_id)
+
+    def to_verify(self, limit: int) -> list[str]:
+        return sorted(self.pending_checks, key=self.pending_checks.__getitem__)[:limit]
+
+    def record_check(self, structure_id: str, verification: Verification) -> None:
+        self.verifications[structure_id] = verification
+        self.forget_check(structure_id)
+
+    def forget_check(self, structure_id: str) -> None:
+        self.pending_checks.pop(structure_id, None)
 
 
 @dataclass
@@ -134,10 +171,20 @@ class FakeStructureUnitOfWork(InMemoryUnitOfWork):
 
 
 class FakeSirene:
-    """The register, as a dict of SIRET → establishment that a test may change."""
+    """A SIRENE source, as a dict of SIRET → establishment that a test may change, or make
+    unavailable."""
 
-    def __init__(self, *establishments: Establishment) -> None:
+    name = "stock"
+
+    def __init__(self, *establishments: Establishment, as_of: str = "2026-10-31") -> None:
         self.by_siret = {e.siret: e for e in establishments}
+        self.unavailable = False
+        self._as_of = as_of
 
     def lookup(self, siret: str) -> Establishment | None:
+        if self.unavailable:
+            raise SourceUnavailable("switched off by the test")
         return self.by_siret.get(siret)
+
+    def as_of(self) -> str:
+        return self._as_of
