@@ -25,6 +25,29 @@ class Invalid(DomainError):
     status = 422
 
 
+class Unauthorized(DomainError):
+    """No session, or one that ended: sign in again."""
+
+    status = 401
+    default_message = "Connectez-vous pour continuer."
+
+
+class Forbidden(DomainError):
+    status = 403
+    default_message = "Cette action ne vous est pas permise."
+
+
+class TooManyAttempts(DomainError):
+    """Too many failures: wait `retry_after` seconds (429 with Retry-After)."""
+
+    status = 429
+    default_message = "Trop de tentatives. Réessayez plus tard."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(max(1, int(retry_after)))}
+
+
 class NotFound(DomainError):
     status = 404
     default_message = "Inscription introuvable."

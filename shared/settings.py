@@ -84,6 +84,9 @@ RATE_LIMIT_DEFAULTS = {
     "RATE_LIMIT_STEP_READS_PER_IP": "60 per minute;600 per hour",
     # Suggestions come while a person types (debounced): more than step 1's submissions.
     "RATE_LIMIT_COMPANY_SEARCH_PER_IP": "60 per minute;600 per hour",
+    # Sign-in and recovery, per client address (the per-account throttle is in activate's rules).
+    "RATE_LIMIT_SIGN_IN_PER_IP": "30 per minute;300 per hour",
+    "RATE_LIMIT_PASSWORD_RESET_PER_IP": "10 per minute;50 per hour",
 }
 
 
@@ -119,6 +122,12 @@ class Settings:
     recherche_entreprises_url: str = "https://recherche-entreprises.api.gouv.fr"
     # Structures opened while no source could check their SIRET are checked again this often.
     sirene_verify_sweep_seconds: int = 300
+    # Life after activation (services/activate): the emailed sign-in code's and the reset link's
+    # validity, and a session's idle and absolute time-outs.
+    sign_in_code_ttl_seconds: int = 600
+    password_reset_ttl_seconds: int = 3600
+    session_idle_seconds: int = 1800
+    session_max_seconds: int = 12 * 3600
     mail_dir: str = "var/mail"
     # The mailbox pages and API (`/notify/mailbox`): set by `make run` only when it runs the local
     # mail catcher and the gateway listens on a loopback address; they show every activation link.
@@ -149,6 +158,8 @@ class Settings:
     rate_limit_link_request_per_email: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_LINK_REQUEST_PER_EMAIL"]
     rate_limit_step_reads_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_STEP_READS_PER_IP"]
     rate_limit_company_search_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_COMPANY_SEARCH_PER_IP"]
+    rate_limit_sign_in_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_SIGN_IN_PER_IP"]
+    rate_limit_password_reset_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_PASSWORD_RESET_PER_IP"]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -190,6 +201,14 @@ class Settings:
             sirene_verify_sweep_seconds=_int(
                 env, "SIRENE_VERIFY_SWEEP_SECONDS", defaults.sirene_verify_sweep_seconds, 1
             ),
+            sign_in_code_ttl_seconds=_int(
+                env, "SIGN_IN_CODE_TTL_SECONDS", defaults.sign_in_code_ttl_seconds, 60
+            ),
+            password_reset_ttl_seconds=_int(
+                env, "PASSWORD_RESET_TTL_SECONDS", defaults.password_reset_ttl_seconds, 60
+            ),
+            session_idle_seconds=_int(env, "SESSION_IDLE_SECONDS", defaults.session_idle_seconds, 60),
+            session_max_seconds=_int(env, "SESSION_MAX_SECONDS", defaults.session_max_seconds, 60),
             mail_dir=env.get("MAIL_DIR") or defaults.mail_dir,
             mailbox_enabled=_bool(env, "MAILBOX_ENABLED", defaults.mailbox_enabled),
             event_wait_seconds=_int(env, "EVENT_WAIT_MS", round(defaults.event_wait_seconds * 1000)) / 1000,

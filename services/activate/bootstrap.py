@@ -28,7 +28,12 @@ class Activate(Wiring):
 
     def uow(self) -> ActivateUnitOfWork:
         return ActivateUnitOfWork(
-            self.redis, SERVICE, stream_maxlen=self.settings.event_stream_maxlen, clock=self.clock
+            self.redis,
+            SERVICE,
+            stream_maxlen=self.settings.event_stream_maxlen,
+            clock=self.clock,
+            session_idle_seconds=self.settings.session_idle_seconds,
+            session_max_seconds=self.settings.session_max_seconds,
         )
 
     @cached_property

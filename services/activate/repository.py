@@ -1,4 +1,4 @@
-"""The only module that knows activate's Redis keys (prefix `activate:`).
+"""activate's Redis keys (prefix `activate:`), with session_repository.py for the sessions'.
 
 - `activate:account:{registration_id}` (hash): an account, from StructureConfirmed to active
   (or released, when its structure was released before it was activated);
@@ -25,6 +25,7 @@ import json
 from services.activate import domain
 from services.activate.domain import Account, AccountStatus, Credentials
 from services.activate.links import TokenRecord, TokenState
+from services.activate.session_repository import SessionRepository
 from shared.contracts import Role
 from shared.unit_of_work import RedisUnitOfWork
 
@@ -207,9 +208,12 @@ class CredentialsRepository:
 
 
 class ActivateUnitOfWork(RedisUnitOfWork):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(
+        self, *args, session_idle_seconds: int = 1800, session_max_seconds: int = 43200, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.accounts = AccountRepository(self)
         self.tokens = TokenRepository(self)
         self.active_logins = ActiveLogins(self)
         self.credentials = CredentialsRepository(self)
+        self.sessions = SessionRepository(self, session_idle_seconds, session_max_seconds)

@@ -16,7 +16,8 @@ from services.identify.app import create_app as identify_app
 from services.structure import companies
 from services.structure.app import create_app
 from services.structure.sirene.sources import Register
-from services.structure.sirene.stock_import import NoProgress, import_stock
+from services.structure.sirene.stock_import import import_stock
+from services.structure.sirene.stock_progress import NoProgress
 from shared.settings import Settings
 
 API = "/structure/api/companies"

@@ -22,13 +22,8 @@ from stdnum.fr import siret as siret_number
 
 from services.structure.sirene.model import MASKED, CompanyQuery, SourceUnavailable
 from services.structure.sirene.stock import StockStore
-from services.structure.sirene.stock_import import (
-    BarProgress,
-    LogProgress,
-    NoProgress,
-    StockImportError,
-    import_stock,
-)
+from services.structure.sirene.stock_import import StockImportError, import_stock
+from services.structure.sirene.stock_progress import BarProgress, LogProgress, NoProgress
 from services.structure.sirene.stock_rows import ESTABLISHMENTS_FILE, LEGAL_UNITS_FILE
 from shared.settings import Settings
 

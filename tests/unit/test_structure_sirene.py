@@ -12,7 +12,8 @@ from stdnum.fr import siren, siret
 from services.structure.sirene.addresses import company_name, street_line
 from services.structure.sirene.model import SourceUnavailable
 from services.structure.sirene.stock import StockStore
-from services.structure.sirene.stock_import import NoProgress, import_stock
+from services.structure.sirene.stock_import import import_stock
+from services.structure.sirene.stock_progress import NoProgress
 from services.structure.sirene.stock_rows import (
     ESTABLISHMENTS_FILE,
     LEGAL_UNITS_FILE,

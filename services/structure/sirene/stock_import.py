@@ -1,18 +1,19 @@
 """`python -m services.structure.sirene.stock_import [--if-newer]` (`make sirene-import`): INSEE's
 monthly stock files of SIRENE_DIR imported into the store SIRENE_DB that `stock.StockStore` reads.
 
-The files are read as published: `StockUniteLegale_utf8.zip` and `StockEtablissement_utf8.zip`
-(each a ZIP holding one CSV, read from inside the ZIP without extracting it) or the bare `.csv`.
+This module holds the import itself: the store's schema and its writing, the reports, and the
+command. `stock_files` reads INSEE's files (the ZIP or the bare CSV, columns found by name,
+malformed rows counted); `stock_progress` tells how far the reading has gone.
+
 Several GB of CSV are read in bounded memory: the legal units first, reduced to what names an
 establishment, into a temporary SQLite file keyed by SIREN; then the establishments, in batches,
-each batch joined with its units by one SQL query. Columns are found by name (INSEE appends
-new ones) and only those the service uses are kept.
+each batch joined with its units by one SQL query. Only the columns the service uses are kept.
 
 The store is written to a new file beside SIRENE_DB and renamed over it at the end: processes
 reading the old store keep answering from it, then open the new one (`StockStore` notices the
 rename). A file that cannot be read (missing, truncated, not INSEE's header) stops the import
 with a message and leaves the old store as it was; malformed rows are skipped and counted, up to
-`MAX_BAD_SHARE` of a file's rows, beyond which the import stops too.
+`stock_files.MAX_BAD_SHARE` of a file's rows, beyond which the import stops too.
 
 Schema of the store (`SCHEMA`): one row per establishment keyed by its SIRET as an INTEGER (the
 table's rowid: a look-up is one B-tree descent), the columns of an `Establishment` already
@@ -25,37 +26,38 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import json
 import logging
-import operator
 import os
 import signal
 import sqlite3
 import sys
 import tempfile
 import time
-import zipfile
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Protocol
 
 from services.structure.sirene.addresses import Row, company_name, join, value
-from services.structure.sirene.stock_rows import (
-    ESTABLISHMENTS_FILE,
-    LEGAL_UNITS_FILE,
-    establishment_from_rows,
+from services.structure.sirene.stock_files import (
+    DATA_DATE_COLUMN,
+    ESTABLISHMENT_COLUMNS,
+    UNIT_COLUMNS,
+    StockImportError,
+    StockRows,
+    check_header,
+    establishment_problem,
+    open_stock,
+    stock_files,
+    unit_problem,
 )
+from services.structure.sirene.stock_progress import Progress, default_progress
+from services.structure.sirene.stock_rows import establishment_from_rows
 
 log = logging.getLogger("services.structure.sirene.stock_import")  # also when run as __main__
 
 STORE_FORMAT = "1"  # `meta.format`: what `StockStore` expects; raised when the schema changes
-MAX_BAD_SHARE = 0.01  # malformed rows skipped beyond this share of a file's rows: the import stops
-EARLY_CHECK_ROWS = 100_000  # the bad-row share is also checked along the way once this many are read
 BATCH_ROWS = 5_000
 COMMIT_ROWS = 100_000
 BUILD_CACHE_KIB = 128 * 1024  # SQLite's page cache while building, for each of the two files:
@@ -97,42 +99,6 @@ CREATE TABLE units.unit (
 )
 """
 
-ESTABLISHMENT_COLUMNS = (
-    "siret",
-    "statutDiffusionEtablissement",
-    "etatAdministratifEtablissement",
-    "complementAdresseEtablissement",
-    "numeroVoieEtablissement",
-    "indiceRepetitionEtablissement",
-    "dernierNumeroVoieEtablissement",
-    "indiceRepetitionDernierNumeroVoieEtablissement",
-    "typeVoieEtablissement",
-    "libelleVoieEtablissement",
-    "codePostalEtablissement",
-    "libelleCommuneEtablissement",
-    "libelleCommuneEtrangerEtablissement",
-    "distributionSpecialeEtablissement",
-    "enseigne1Etablissement",
-    "denominationUsuelleEtablissement",
-)
-UNIT_COLUMNS = (
-    "siren",
-    "statutDiffusionUniteLegale",
-    "etatAdministratifUniteLegale",
-    "denominationUniteLegale",
-    "sigleUniteLegale",
-    "sexeUniteLegale",
-    "nomUniteLegale",
-    "nomUsageUniteLegale",
-    "prenom1UniteLegale",
-    "prenomUsuelUniteLegale",
-)
-DATA_DATE_COLUMN = "dateDernierTraitementEtablissement"  # optional: else the file's date
-
-
-class StockImportError(Exception):
-    """The import stopped; the message says which file and why, for the person running it."""
-
 
 @dataclass
 class FileReport:
@@ -165,301 +131,6 @@ class ImportReport:
             f"{self.without_unit:,} establishments without legal unit; {self.seconds:.0f} s "
             f"({rows / max(self.seconds, 1e-9):,.0f} rows/s), {self.size_bytes / 2**20:,.0f} MiB"
         )
-
-
-# --- progress -----------------------------------------------------------------------------------
-
-
-class Progress(Protocol):
-    """Told where the reading of one file is: rows kept so far and bytes read of `total_bytes`."""
-
-    def start(self, label: str, total_bytes: int) -> None: ...
-
-    def update(self, rows: int, bytes_read: int) -> None: ...
-
-    def close(self, rows: int) -> None: ...
-
-
-class _Rates:
-    def __init__(self, label: str, total_bytes: int) -> None:
-        self.label = label
-        self.total_bytes = total_bytes
-        self.started = time.monotonic()
-
-    def elapsed(self) -> float:
-        return max(time.monotonic() - self.started, 1e-9)
-
-    def rows_per_second(self, rows: int) -> float:
-        return rows / self.elapsed()
-
-    def seconds_left(self, bytes_read: int) -> float | None:
-        if bytes_read <= 0 or not self.total_bytes:
-            return None
-        return self.elapsed() * max(self.total_bytes - bytes_read, 0) / bytes_read
-
-
-class LogProgress:
-    """A plain line every `interval` seconds (logs, a pipe): rows, rows/s, share read, time left."""
-
-    def __init__(self, interval: float = 10.0) -> None:
-        self.interval = interval
-        self._rates: _Rates | None = None
-        self._next = 0.0
-
-    def start(self, label: str, total_bytes: int) -> None:
-        self._rates = _Rates(label, total_bytes)
-        self._next = time.monotonic() + self.interval
-        log.info("%s: reading %s MB", label, f"{total_bytes / 1e6:,.1f}")
-
-    def update(self, rows: int, bytes_read: int) -> None:
-        if self._rates is None or time.monotonic() < self._next:
-            return
-        self._next = time.monotonic() + self.interval
-        rates = self._rates
-        left = rates.seconds_left(bytes_read)
-        log.info(
-            "%s: %s rows, %s rows/s, %d%% read, about %s left",
-            rates.label,
-            f"{rows:,}",
-            f"{rates.rows_per_second(rows):,.0f}",
-            100 * bytes_read / max(rates.total_bytes, 1),
-            "?" if left is None else f"{left:,.0f} s",
-        )
-
-    def close(self, rows: int) -> None:
-        if self._rates is not None:
-            log.info(
-                "%s: %s rows in %.1f s (%s rows/s)",
-                self._rates.label,
-                f"{rows:,}",
-                self._rates.elapsed(),
-                f"{self._rates.rows_per_second(rows):,.0f}",
-            )
-        self._rates = None
-
-
-class BarProgress:
-    """A progress bar on a terminal (tqdm): the bytes read drive the bar and the time left; the
-    rows and rows/s are written before it."""
-
-    FORMAT = "{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
-
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self._bar = None
-        self._rates: _Rates | None = None
-
-    def start(self, label: str, total_bytes: int) -> None:
-        from tqdm import tqdm
-
-        self._rates = _Rates(label, total_bytes)
-        self._bar = tqdm(
-            total=total_bytes or None, desc=f"{label}: 0 rows", file=self.stream, bar_format=self.FORMAT
-        )
-
-    def update(self, rows: int, bytes_read: int) -> None:
-        if self._bar is None or self._rates is None:
-            return
-        rate = self._rates.rows_per_second(rows)
-        self._bar.set_description_str(
-            f"{self._rates.label}: {rows:,} rows, {rate:,.0f} rows/s", refresh=False
-        )
-        self._bar.update(bytes_read - self._bar.n)
-
-    def close(self, rows: int) -> None:
-        if self._bar is not None:
-            self.update(rows, self._bar.total or self._bar.n)
-            self._bar.close()
-        self._bar = None
-
-
-class NoProgress:
-    def start(self, label: str, total_bytes: int) -> None:
-        pass
-
-    def update(self, rows: int, bytes_read: int) -> None:
-        pass
-
-    def close(self, rows: int) -> None:
-        pass
-
-
-def default_progress() -> Progress:
-    """A bar when a person watches a terminal, plain lines otherwise."""
-    return BarProgress() if sys.stderr.isatty() else LogProgress()
-
-
-# --- reading the files --------------------------------------------------------------------------
-
-
-def stock_file(sirene_dir: Path, csv_name: str) -> Path:
-    """`StockX_utf8.zip` or `StockX_utf8.csv` in `sirene_dir` (the newer when both are there)."""
-    published = (sirene_dir / csv_name).with_suffix(".zip"), sirene_dir / csv_name
-    candidates = [p for p in published if p.is_file()]
-    if not candidates:
-        raise StockImportError(
-            f"no {Path(csv_name).with_suffix('.zip').name} or {csv_name} in {sirene_dir} (SIRENE_DIR)"
-        )
-    return max(candidates, key=lambda p: p.stat().st_mtime)
-
-
-def stock_files(sirene_dir: Path) -> tuple[Path, Path]:
-    """The legal units' file and the establishments' file."""
-    return stock_file(sirene_dir, LEGAL_UNITS_FILE), stock_file(sirene_dir, ESTABLISHMENTS_FILE)
-
-
-class _Counted(io.RawIOBase):
-    """A binary stream that counts the bytes read through it (the progress of a ZIP member's
-    uncompressed bytes, or of a CSV file)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self.raw.read(len(buffer))
-        buffer[: len(data)] = data
-        self.count += len(data)
-        return len(data)
-
-
-@dataclass
-class OpenedFile:
-    text: IO[str]
-    counted: _Counted
-    total_bytes: int
-    file_date: str  # ISO date of the file (the ZIP member's, else the file's modification)
-
-
-@contextlib.contextmanager
-def open_stock(path: Path) -> Iterator[OpenedFile]:
-    """The CSV text of `path`, read from inside the ZIP when it is one."""
-    try:
-        with contextlib.ExitStack() as stack:
-            if path.suffix.lower() == ".zip":
-                archive = stack.enter_context(zipfile.ZipFile(path))
-                member = _csv_member(path, archive)
-                raw: IO[bytes] = stack.enter_context(archive.open(member))
-                total, file_date = member.file_size, date(*member.date_time[:3]).isoformat()
-            else:
-                raw = stack.enter_context(path.open("rb"))
-                total = path.stat().st_size
-                file_date = datetime.fromtimestamp(path.stat().st_mtime, UTC).date().isoformat()
-            counted = _Counted(raw)
-            text = io.TextIOWrapper(io.BufferedReader(counted, 1 << 20), encoding="utf-8-sig", newline="")
-            yield OpenedFile(text, counted, total, file_date)
-    except FileNotFoundError as e:
-        raise StockImportError(f"{path}: no such file") from e
-    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-        raise StockImportError(f"{path.name} is truncated or corrupt ({e}): download it again") from e
-    except OSError as e:
-        raise StockImportError(f"{path} could not be read: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise StockImportError(f"{path.name} is not UTF-8 text ({e.reason}): download it again") from e
-
-
-def _csv_member(path: Path, archive: zipfile.ZipFile) -> zipfile.ZipInfo:
-    members = [m for m in archive.infolist() if not m.is_dir() and m.filename.lower().endswith(".csv")]
-    if len(members) == 1:
-        return members[0]
-    named = [m for m in members if Path(m.filename).stem == path.stem]
-    if len(named) == 1:
-        return named[0]
-    raise StockImportError(f"{path.name} should hold one CSV file, it holds {len(members)}")
-
-
-class _Rows:
-    """The rows of one stock file as dicts of the `wanted` columns, found by name in its header.
-
-    Malformed rows (a field count other than the header's, a CSV syntax error, or one that
-    `check` refuses) are skipped and counted in `bad`; the first few are logged by line number
-    (never their content, which may be personal data)."""
-
-    LOGGED = 10
-
-    def __init__(
-        self,
-        path: Path,
-        opened: OpenedFile,
-        wanted: Sequence[str],
-        optional: Sequence[str],
-        check: Callable[[Row], str | None],
-    ) -> None:
-        self.path = path
-        self.reader = csv.reader(opened.text, strict=True)
-        self.check = check
-        self.bad = 0
-        self.seen = 0
-        try:
-            header = next(self.reader)
-        except StopIteration:
-            raise StockImportError(f"{path.name} is empty") from None
-        except csv.Error as e:
-            raise StockImportError(f"{path.name}: its header does not read as CSV ({e})") from e
-        positions = {name.strip(): i for i, name in enumerate(header)}
-        missing = [c for c in wanted if c not in positions]
-        if missing:
-            raise StockImportError(
-                f"{path.name}: its header lacks {', '.join(missing)}: is it INSEE's stock file "
-                f"{Path(path.name).stem.split('_')[0]}?"
-            )
-        self.width = len(header)
-        self.names = [*wanted, *(c for c in optional if c in positions)]
-        self._pick = operator.itemgetter(*(positions[c] for c in self.names))
-
-    def __iter__(self) -> Iterator[Row]:
-        names, pick, width, check = self.names, self._pick, self.width, self.check
-        while True:
-            try:
-                fields = next(self.reader)
-            except StopIteration:
-                return
-            except csv.Error as e:
-                self.seen += 1
-                self._skip(f"not CSV ({e})")
-                continue
-            if not fields:  # a blank line
-                continue
-            self.seen += 1
-            if len(fields) != width:
-                self._skip(f"{len(fields)} fields instead of {width}")
-                continue
-            row = dict(zip(names, pick(fields)))  # noqa: B905 (lengths checked above)
-            problem = check(row)
-            if problem:
-                self._skip(problem)
-                continue
-            yield row
-
-    def _skip(self, reason: str) -> None:
-        self.bad += 1
-        if self.bad <= self.LOGGED:
-            log.warning("%s line %d skipped: %s", self.path.name, self.reader.line_num, reason)
-
-    def check_share(self, final: bool) -> None:
-        """Stop when more than MAX_BAD_SHARE of the rows read are malformed (at the end of the file,
-        or along the way once EARLY_CHECK_ROWS are read)."""
-        if (final or self.seen >= EARLY_CHECK_ROWS) and self.bad > MAX_BAD_SHARE * self.seen:
-            raise StockImportError(
-                f"{self.path.name}: {self.bad:,} malformed rows out of {self.seen:,} read "
-                f"(more than {MAX_BAD_SHARE:.0%}): is the file complete?"
-            )
-
-
-def _unit_problem(row: Row) -> str | None:
-    siren = row["siren"].strip()
-    return None if len(siren) == 9 and siren.isdigit() else "siren is not 9 digits"
-
-
-def _establishment_problem(row: Row) -> str | None:
-    siret = row["siret"].strip()
-    return None if len(siret) == 14 and siret.isdigit() else "siret is not 14 digits"
-
-
-# --- the import ---------------------------------------------------------------------------------
 
 
 def unit_words(unit: Row) -> str:
@@ -515,7 +186,7 @@ class _Builder:
         started = time.monotonic()
         insert = "INSERT OR IGNORE INTO units.unit VALUES (?, ?, ?, ?, ?)"
         with open_stock(path) as opened:
-            rows = _Rows(path, opened, UNIT_COLUMNS, (), _unit_problem)
+            rows = StockRows(path, opened, UNIT_COLUMNS, (), unit_problem)
             self.progress.start("legal units", opened.total_bytes)
             batch: list[tuple] = []
             self.db.execute("BEGIN")
@@ -534,7 +205,7 @@ class _Builder:
         report.seconds = time.monotonic() - started
         return report
 
-    def _insert_units(self, insert: str, batch: list[tuple], rows: _Rows) -> int:
+    def _insert_units(self, insert: str, batch: list[tuple], rows: StockRows) -> int:
         inserted = self.db.executemany(insert, batch).rowcount
         rows.bad += len(batch) - inserted  # a SIREN seen twice: the first row is kept
         batch.clear()
@@ -546,7 +217,7 @@ class _Builder:
         started = time.monotonic()
         data_date = ""
         with open_stock(path) as opened:
-            rows = _Rows(path, opened, ESTABLISHMENT_COLUMNS, (DATA_DATE_COLUMN,), _establishment_problem)
+            rows = StockRows(path, opened, ESTABLISHMENT_COLUMNS, (DATA_DATE_COLUMN,), establishment_problem)
             self.progress.start("establishments", opened.total_bytes)
             batch: list[Row] = []
             pending = 0
@@ -577,7 +248,7 @@ class _Builder:
         file_report.seconds = time.monotonic() - started
         return file_report, data_date or file_date
 
-    def _insert_establishments(self, batch: list[Row], rows: _Rows, report: ImportReport) -> int:
+    def _insert_establishments(self, batch: list[Row], rows: StockRows, report: ImportReport) -> int:
         """Join `batch` with its legal units (one query), write it; return the rows written."""
         units = self._units_of(batch)
         records: list[tuple] = []
@@ -614,7 +285,7 @@ class _Builder:
         report.indexed += len(indexed)
         return written
 
-    def _write(self, records: list[tuple], indexed: list[tuple], rows: _Rows) -> int:
+    def _write(self, records: list[tuple], indexed: list[tuple], rows: StockRows) -> int:
         insert = "INSERT INTO establishment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         index = "INSERT INTO name_index (rowid, name, place) VALUES (?, ?, ?)"
         self.db.execute("SAVEPOINT batch")
@@ -724,11 +395,6 @@ def _fsync(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
-def _check_header(path: Path, wanted: Sequence[str]) -> None:
-    with open_stock(path) as opened:
-        _Rows(path, opened, wanted, (), lambda row: None)
-
-
 def import_stock(sirene_dir: Path, db_path: Path, *, progress: Progress | None = None) -> ImportReport:
     """Import the stock files of `sirene_dir` into a new store that replaces `db_path` at the end.
 
@@ -739,8 +405,8 @@ def import_stock(sirene_dir: Path, db_path: Path, *, progress: Progress | None =
     units_file, establishments_file = stock_files(sirene_dir)
     # Both headers first: a wrong or unreadable establishments' file fails now, not after the
     # minutes the legal units take.
-    _check_header(units_file, UNIT_COLUMNS)
-    _check_header(establishments_file, ESTABLISHMENT_COLUMNS)
+    check_header(units_file, UNIT_COLUMNS)
+    check_header(establishments_file, ESTABLISHMENT_COLUMNS)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     builder = _Builder(db_path, progress or default_progress())
     try:

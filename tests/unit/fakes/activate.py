@@ -7,6 +7,7 @@ from dataclasses import replace
 from services.activate import domain
 from services.activate.domain import Account, Credentials
 from services.activate.links import TokenRecord, TokenState
+from services.activate.sessions import Session
 from shared.unit_of_work import InMemoryUnitOfWork
 
 
@@ -80,6 +81,30 @@ class FakeCredentials:
         self.by_id[registration_id] = credentials
 
 
+class FakeSessions:
+    def __init__(self, idle_seconds: int = 1800, max_seconds: int = 43200) -> None:
+        self.idle_seconds = idle_seconds
+        self.max_seconds = max_seconds
+        self.by_hash: dict[str, Session] = {}
+
+    def get(self, session_hash: str) -> Session | None:
+        return self.by_hash.get(session_hash)
+
+    def of_account(self, registration_id: str) -> list[str]:
+        return sorted(h for h, s in self.by_hash.items() if s.registration_id == registration_id)
+
+    def save(self, session: Session) -> None:
+        self.by_hash[session.session_hash] = session
+
+    def end(self, registration_id: str, session_hash: str) -> None:
+        self.by_hash.pop(session_hash, None)
+
+    def end_all(self, registration_id: str, *, keep: str | None = None) -> None:
+        for session_hash in self.of_account(registration_id):
+            if session_hash != keep:
+                self.end(registration_id, session_hash)
+
+
 class FakeActivateUnitOfWork(InMemoryUnitOfWork):
     def __init__(self, clock=None) -> None:
         super().__init__(clock, "activate")
@@ -87,3 +112,4 @@ class FakeActivateUnitOfWork(InMemoryUnitOfWork):
         self.tokens = FakeTokens()
         self.active_logins = FakeActiveLogins()
         self.credentials = FakeCredentials()
+        self.sessions = FakeSessions()
