@@ -1,4 +1,4 @@
-"""`python -m bench [flows] [bus] [emails] [endpoints] [sirene-store] [--quick] [--no-write]`.
+"""`python -m bench [flows] [bus] [emails] [endpoints] [sirene-store] [sign-in] [--quick] [--no-write]`.
 
 Runs the benchmarks named (all by default), prints every figure against the baseline
 measured in the same run with its target and PASS/MISS, and writes the results, with the
@@ -14,12 +14,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, emails, endpoints, flows, hashing, report, sirene_store
+from bench import bus, emails, endpoints, flows, hashing, report, sign_in, sirene_store
 from bench.harness import ROOT, Result, cpu_ticks, machine, say
 from bench.profile import Sampler
 from bench.system import own_redis
 
-BENCHMARKS = ("flows", "bus", "emails", "endpoints", "sirene-store")
+BENCHMARKS = ("flows", "bus", "emails", "endpoints", "sirene-store", "sign-in")
 
 
 def sizes(quick: bool) -> dict[str, dict]:
@@ -30,6 +30,7 @@ def sizes(quick: bool) -> dict[str, dict]:
             "emails": {"count": 60},
             "endpoints": {"seconds": 2},
             "sirene-store": {"establishments": 100_000, "lookups": 5_000, "searches": 50},
+            "sign-in": {"clients": 8, "seconds": 10, "warm_up": 3},
         }
     return {
         "flows": {"clients": 16, "seconds": 30, "warm_up": 5},
@@ -37,6 +38,7 @@ def sizes(quick: bool) -> dict[str, dict]:
         "emails": {"count": 300},
         "endpoints": {"seconds": 5},
         "sirene-store": {"establishments": 2_000_000, "lookups": 50_000, "searches": 300},
+        "sign-in": {"clients": 16, "seconds": 30, "warm_up": 5},
     }
 
 
@@ -48,6 +50,8 @@ def run_one(
     started = cpu_ticks()
     if name == "flows":
         return flows.run(work, hash_cost, profile=profile, **size), machine(since=started)
+    if name == "sign-in":
+        return sign_in.run(work, hash_cost, profile=profile, **size), machine(since=started)
     sampler = Sampler(os.getpid(), work / f"{name}.spy") if profile else None
     try:
         return _run_with_redis(name, work, hash_cost, size, started)

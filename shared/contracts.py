@@ -170,6 +170,139 @@ class StructureReleasedData(_EventData):
     released_at = fields.DateTime(required=True)
 
 
+# --- « Mon compte » (activate): an active account changed by its holder ---------------------------
+
+
+class WorkspacesChangedData(_EventData):
+    """An active account's workspaces changed from « Mon compte »: all those now open, in the
+    catalogue's order (as in WorkspacesChosen)."""
+
+    account_id = fields.String(required=True)
+    workspaces = fields.List(fields.String(), required=True)
+
+
+PASSWORD_CHANGE_REASONS = ("change", "reset")
+
+
+class PasswordChangedData(_EventData):
+    """An active account's password changed: from « Mon compte », the current one given
+    (`change`), or through « mot de passe oublié » (`reset`). notify emails the notice « Votre
+    mot de passe a été modifié » to the login email, which is why the event names it and the
+    person. Never the password nor its hash."""
+
+    account_id = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(PASSWORD_CHANGE_REASONS))
+    login_email = fields.Email(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+
+
+class ContactEmailChangeRequestedData(_EventData):
+    """Asks notify to email the new contact address (`contact_email`) a confirmation link; the
+    token is sealed with SECRET_KEY, never in clear. `login_email` names the account in the email,
+    so that whoever receives it can tell whether the request is theirs."""
+
+    account_id = fields.String(required=True)
+    contact_email = fields.Email(required=True)
+    login_email = fields.Email(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    sealed_token = fields.String(required=True)
+    token_expires_at = fields.DateTime(required=True)
+    ttl_seconds = fields.Integer(required=True)
+
+
+class ContactEmailChangedData(_EventData):
+    """The new contact address was confirmed from its link (ids only: the address is activate's)."""
+
+    account_id = fields.String(required=True)
+
+
+class AccountDeactivatedData(_EventData):
+    """The holder deactivated their account: every session ended, the login email free again."""
+
+    account_id = fields.String(required=True)
+    structure_id = fields.String(required=True)
+
+
+# --- sign-in and the second factor (activate) -----------------------------------------------------
+
+SIGN_IN_METHODS = ("email_code", "totp", "recovery_code")
+SIGN_IN_FAILURE_STAGES = ("password", "code")
+SECOND_FACTOR_METHODS = ("totp",)
+
+
+class SignInCodeIssuedData(_EventData):
+    """Asks notify to email a sign-in code to the login email. The code is sealed with SECRET_KEY
+    (as ActivationLinkIssued's token), never in clear."""
+
+    account_id = fields.String(required=True)
+    login_email = fields.Email(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    sealed_code = fields.String(required=True)
+    code_expires_at = fields.DateTime(required=True)
+    ttl_seconds = fields.Integer(required=True)
+
+
+class SignedInData(_EventData):
+    """A session started, after the password and the second factor `method`. Ids only."""
+
+    account_id = fields.String(required=True)
+    method = fields.String(required=True, validate=validate.OneOf(SIGN_IN_METHODS))
+
+
+class SignInFailedData(_EventData):
+    """A wrong password, or a wrong code, for an existing active account (an unknown email makes
+    no event). Ids only."""
+
+    account_id = fields.String(required=True)
+    stage = fields.String(required=True, validate=validate.OneOf(SIGN_IN_FAILURE_STAGES))
+
+
+class AccountLockedData(_EventData):
+    """Too many failures in a row: sign-in is refused until `locked_until` (a temporary lock).
+    notify tells the holder at the login email, which is why the event names it and the person."""
+
+    account_id = fields.String(required=True)
+    login_email = fields.Email(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    locked_until = fields.DateTime(required=True)
+
+
+class SecondFactorEnrolledData(_EventData):
+    """An authenticator app now signs the account in (confirmed by a first code); notify sends a
+    notice to the login email. Never the secret nor a recovery code."""
+
+    account_id = fields.String(required=True)
+    method = fields.String(required=True, validate=validate.OneOf(SECOND_FACTOR_METHODS))
+    login_email = fields.Email(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+
+
+class SecondFactorRemovedData(SecondFactorEnrolledData):
+    """The authenticator app was removed (the current password given); the emailed code is back."""
+
+
+# --- « Mot de passe oublié » (activate) ------------------------------------------------------------
+
+
+class PasswordResetRequestedData(_EventData):
+    """Asks notify to email a single-use password reset link to the login email of an active
+    account. The token is sealed with SECRET_KEY (as ActivationLinkIssued's), never in clear; an
+    email that no active account uses makes no event."""
+
+    account_id = fields.String(required=True)
+    login_email = fields.Email(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    sealed_token = fields.String(required=True)
+    token_expires_at = fields.DateTime(required=True)
+    ttl_seconds = fields.Integer(required=True)
+
+
 # --- the events as objects: what a producer builds and the unit of work publishes ---------------
 
 
@@ -269,6 +402,105 @@ class StructureFlagged(DomainEvent):
     flagged_at: str
 
 
+@dataclass(frozen=True)
+class WorkspacesChanged(DomainEvent):
+    account_id: str
+    workspaces: list[str]
+
+
+@dataclass(frozen=True)
+class PasswordChanged(DomainEvent):
+    account_id: str
+    reason: str
+    login_email: str
+    first_name: str
+    last_name: str
+
+
+@dataclass(frozen=True)
+class ContactEmailChangeRequested(DomainEvent):
+    account_id: str
+    contact_email: str
+    login_email: str
+    first_name: str
+    last_name: str
+    sealed_token: str
+    token_expires_at: str
+    ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class ContactEmailChanged(DomainEvent):
+    account_id: str
+
+
+@dataclass(frozen=True)
+class AccountDeactivated(DomainEvent):
+    account_id: str
+    structure_id: str
+
+
+@dataclass(frozen=True)
+class SignInCodeIssued(DomainEvent):
+    account_id: str
+    login_email: str
+    first_name: str
+    last_name: str
+    sealed_code: str
+    code_expires_at: str
+    ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class SignedIn(DomainEvent):
+    account_id: str
+    method: str
+
+
+@dataclass(frozen=True)
+class SignInFailed(DomainEvent):
+    account_id: str
+    stage: str
+
+
+@dataclass(frozen=True)
+class AccountLocked(DomainEvent):
+    account_id: str
+    login_email: str
+    first_name: str
+    last_name: str
+    locked_until: str
+
+
+@dataclass(frozen=True)
+class SecondFactorEnrolled(DomainEvent):
+    account_id: str
+    method: str
+    login_email: str
+    first_name: str
+    last_name: str
+
+
+@dataclass(frozen=True)
+class SecondFactorRemoved(DomainEvent):
+    account_id: str
+    method: str
+    login_email: str
+    first_name: str
+    last_name: str
+
+
+@dataclass(frozen=True)
+class PasswordResetRequested(DomainEvent):
+    account_id: str
+    login_email: str
+    first_name: str
+    last_name: str
+    sealed_token: str
+    token_expires_at: str
+    ttl_seconds: int
+
+
 _SCHEMAS: dict[str, Schema] = {
     schema.__name__.removesuffix("Data"): schema()
     for schema in (
@@ -282,6 +514,18 @@ _SCHEMAS: dict[str, Schema] = {
         RegistrationExpiredData,
         StructureReleasedData,
         StructureFlaggedData,
+        WorkspacesChangedData,
+        PasswordChangedData,
+        ContactEmailChangeRequestedData,
+        ContactEmailChangedData,
+        AccountDeactivatedData,
+        SignInCodeIssuedData,
+        SignedInData,
+        SignInFailedData,
+        AccountLockedData,
+        SecondFactorEnrolledData,
+        SecondFactorRemovedData,
+        PasswordResetRequestedData,
     )
 }
 

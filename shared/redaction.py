@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import MutableMapping
 
-_TOKEN_IN_PATH = re.compile(r"(/activations/)[^/?#\s\"']+")
+_TOKEN_IN_PATH = re.compile(r"(/activations/|/password-resets/|/contact-emails/|/sign-in/)[^/?#\s\"']+")
 MASK = r"\1[masqué]"
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
 

@@ -87,6 +87,7 @@ RATE_LIMIT_DEFAULTS = {
     # Sign-in and recovery, per client address (the per-account throttle is in activate's rules).
     "RATE_LIMIT_SIGN_IN_PER_IP": "30 per minute;300 per hour",
     "RATE_LIMIT_PASSWORD_RESET_PER_IP": "10 per minute;50 per hour",
+    "RATE_LIMIT_PASSWORD_RESET_PER_EMAIL": "3 per hour;10 per day",
 }
 
 
@@ -160,6 +161,7 @@ class Settings:
     rate_limit_company_search_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_COMPANY_SEARCH_PER_IP"]
     rate_limit_sign_in_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_SIGN_IN_PER_IP"]
     rate_limit_password_reset_per_ip: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_PASSWORD_RESET_PER_IP"]
+    rate_limit_password_reset_per_email: str = RATE_LIMIT_DEFAULTS["RATE_LIMIT_PASSWORD_RESET_PER_EMAIL"]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -48,8 +48,9 @@ def install(app: Flask, service: str, settings: Any) -> None:
     """Give `app` the shared layout, `/{service}/assets/…`, CSRF for pages, security headers."""
     app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(str(TEMPLATES))])  # type: ignore[list-item]
     secure = str(getattr(settings, "public_base_url", "")).startswith("https://")
+    # Flask's own cookie (the CSRF token); `portail_session` is the sign-in's (services/activate).
     app.config.update(
-        SESSION_COOKIE_NAME="portail_session",
+        SESSION_COOKIE_NAME="portail_formulaire",
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SECURE=secure,

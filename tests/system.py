@@ -44,7 +44,10 @@ def in_background(env: dict[str, str], log: Path, timeout: float = 90) -> Iterat
         _wait_ready(f"{base_url}/healthz", proc, log, timeout)
         yield Running(proc.pid, base_url)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            return  # it had stopped already: the error raised above says why
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:

@@ -11,6 +11,15 @@ from flask import Flask
 from services.activate import api, pages
 from services.activate.bootstrap import SERVICE, Activate, bootstrap
 from services.activate.links import TokenGone
+from services.activate.my_account import api as my_account_api
+from services.activate.my_account import limits as my_account_limits
+from services.activate.my_account import pages as my_account_pages
+from services.activate.password_reset import api as password_reset_api
+from services.activate.password_reset import pages as password_reset_pages
+from services.activate.second_factor import api as second_factor_api
+from services.activate.second_factor import pages as second_factor_pages
+from services.activate.sign_in import api as sign_in_api
+from services.activate.sign_in import pages as sign_in_pages
 from shared import limits, redaction
 from shared.bootstrap import Clock, service_app
 from shared.http_api import error_response
@@ -30,9 +39,15 @@ def create_app(
         SERVICE,
         "activate — étapes 3 et 4",
         wiring,
-        api=[api.blp],
-        pages=[pages.bp],
-        guards=guards(wiring.settings),
+        api=[api.blp, password_reset_api.blp, my_account_api.blp, sign_in_api.blp, second_factor_api.blp],
+        pages=[
+            pages.bp,
+            password_reset_pages.bp,
+            my_account_pages.bp,
+            sign_in_pages.bp,
+            second_factor_pages.bp,
+        ],
+        guards=guards(wiring.settings) + my_account_limits.guards(wiring.settings),
     )
     app.register_error_handler(TokenGone, token_gone)
     redaction.install(app.logger)  # "Exception on /activate/activations/{token}" never shows a token
@@ -91,5 +106,40 @@ def guards(settings: Settings) -> list[limits.Guard]:
                     limits.path_value("token", hashed=True),
                 ),
             ),
+        ),
+        # « Mot de passe oublié »: the request by login email (per address, and per email counted by its
+        # SHA-256), then the emailed link's page and form (per address; each link takes 5 answers).
+        limits.Guard(
+            endpoints=("password_resets.PasswordResets", "password_reset_pages.request_reset"),
+            methods=("POST",),
+            rules=(
+                limits.per_client("password-reset-ip", settings.rate_limit_password_reset_per_ip),
+                limits.Rule(
+                    "password-reset-email",
+                    settings.rate_limit_password_reset_per_email,
+                    limits.email_field("login_email"),
+                ),
+            ),
+        ),
+        limits.Guard(
+            endpoints=(
+                "password_resets.PasswordReset",
+                "password_reset_pages.reset_form",
+                "password_reset_pages.reset",
+            ),
+            methods=("GET", "POST"),
+            rules=(limits.per_client("password-reset-link-ip", settings.rate_limit_password_reset_per_ip),),
+        ),
+        # Sign-in: the password and the second factor, API and pages, per client address (each login
+        # email has its own growing delays and temporary lock besides: services/activate/sign_in/domain.py).
+        limits.Guard(
+            endpoints=(
+                "activate_sign_in.SignInPassword",
+                "activate_sign_in.SignInCode",
+                "activate_sign_in_pages.sign_in",
+                "activate_sign_in_pages.enter_code",
+            ),
+            methods=("POST",),
+            rules=(limits.per_client("sign-in-ip", settings.rate_limit_sign_in_per_ip),),
         ),
     ]

@@ -9,8 +9,10 @@ from functools import cached_property
 import redis
 from argon2 import PasswordHasher
 
+from services.activate.my_account.domain import CONTACT_LINK_TTL_SECONDS
 from services.activate.passwords import make_hasher
 from services.activate.repository import ActivateUnitOfWork
+from services.activate.sign_in.handlers import SignInDeps
 from services.activate.tokens import LinkMaker
 from shared.arrivals import Arrivals
 from shared.bootstrap import Clock, Wiring, arrivals, base_dependencies
@@ -21,7 +23,8 @@ SERVICE = "activate"
 
 @dataclass(frozen=True)
 class Activate(Wiring):
-    """Besides Redis and the clock: the argon2id hasher and the key that seals links for notify."""
+    """Besides Redis and the clock: the argon2id hasher and the key that seals links for notify;
+    what each use case makes of them (its links, sign-in's codes) is made once, on first use."""
 
     hasher: PasswordHasher = field(default_factory=make_hasher)
     sealing_key: str = ""
@@ -39,6 +42,29 @@ class Activate(Wiring):
     @cached_property
     def links(self) -> LinkMaker:
         return LinkMaker(self.sealing_key, self.settings.activation_ttl_seconds)
+
+    @cached_property
+    def password_reset_links(self) -> LinkMaker:
+        return LinkMaker(self.sealing_key, self.settings.password_reset_ttl_seconds)
+
+    @cached_property
+    def contact_email_links(self) -> LinkMaker:
+        """The links that confirm a new contact email (« Mon compte »)."""
+        return LinkMaker(self.sealing_key, CONTACT_LINK_TTL_SECONDS)
+
+    @cached_property
+    def sign_in_deps(self) -> SignInDeps:
+        """What sign-in and the authenticator app need besides the unit of work, made once per
+        process with its dummy hash: no password check is ever slowed by making it (an unknown
+        email would answer later than a known one)."""
+        deps = SignInDeps(
+            hasher=self.hasher,
+            secret_key=self.sealing_key,
+            code_ttl_seconds=self.settings.sign_in_code_ttl_seconds,
+            secret_key_previous=self.settings.secret_key_previous,
+        )
+        deps.dummy_hash  # noqa: B018 (made now, before any password is checked with it)
+        return deps
 
     @cached_property
     def structures(self) -> Arrivals:

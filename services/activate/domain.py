@@ -34,6 +34,7 @@ class AccountStatus(StrEnum):
     EXPIRED = "expired"  # the last link expired unused; a new one can be asked for
     ACTIVE = "active"
     RELEASED = "released"  # its structure was released before it was activated: closed for good
+    DEACTIVATED = "deactivated"  # closed by its holder from « Mon compte »; its login email is free again
 
 
 # --- the account ---------------------------------------------------------------------------------

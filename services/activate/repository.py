@@ -1,4 +1,6 @@
-"""activate's Redis keys (prefix `activate:`), with session_repository.py for the sessions'.
+"""activate's Redis keys (prefix `activate:`) for the account and steps 3 and 4, and the unit of
+work that holds every repository of the service (each use case's keys are in its own
+`repository.py`: sessions/, sign_in/, second_factor/, password_reset/, my_account/).
 
 - `activate:account:{registration_id}` (hash): an account, from StructureConfirmed to active
   (or released, when its structure was released before it was activated);
@@ -25,7 +27,11 @@ import json
 from services.activate import domain
 from services.activate.domain import Account, AccountStatus, Credentials
 from services.activate.links import TokenRecord, TokenState
-from services.activate.session_repository import SessionRepository
+from services.activate.my_account.repository import MyAccountRepository
+from services.activate.password_reset.repository import PasswordResetRepository
+from services.activate.second_factor.repository import SecondFactorRepository
+from services.activate.sessions.repository import SessionRepository
+from services.activate.sign_in.repository import SignInFailures, SignInRepository
 from shared.contracts import Role
 from shared.unit_of_work import RedisUnitOfWork
 
@@ -208,6 +214,9 @@ class CredentialsRepository:
 
 
 class ActivateUnitOfWork(RedisUnitOfWork):
+    """activate's one unit of work: every handler of the service runs in it, with each use case's
+    repository (the unit tests' `FakeActivateUnitOfWork` offers the same ones)."""
+
     def __init__(
         self, *args, session_idle_seconds: int = 1800, session_max_seconds: int = 43200, **kwargs
     ) -> None:
@@ -217,3 +226,8 @@ class ActivateUnitOfWork(RedisUnitOfWork):
         self.active_logins = ActiveLogins(self)
         self.credentials = CredentialsRepository(self)
         self.sessions = SessionRepository(self, session_idle_seconds, session_max_seconds)
+        self.password_resets = PasswordResetRepository(self)
+        self.sign_ins = SignInRepository(self)
+        self.sign_in_failures = SignInFailures(self)
+        self.second_factors = SecondFactorRepository(self)
+        self.my_account = MyAccountRepository(self)

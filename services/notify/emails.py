@@ -11,7 +11,10 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from services.notify.account_emails import ContactEmailConfirmation
 from services.notify.domain import ActivationEmail, AttemptEmail, Email, FlaggedStructureEmail
+from services.notify.password_emails import PasswordChangedEmail, PasswordResetEmail
+from services.notify.sign_in_emails import AccountLockedEmail, SecondFactorEmail, SignInCodeEmail
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -34,6 +37,12 @@ _TEMPLATES: dict[type, str] = {
     ActivationEmail: "activation",
     AttemptEmail: "attempt",
     FlaggedStructureEmail: "structure_flagged",
+    PasswordResetEmail: "password_reset",
+    PasswordChangedEmail: "password_changed",
+    ContactEmailConfirmation: "contact_email_confirmation",
+    SignInCodeEmail: "sign_in_code",
+    AccountLockedEmail: "account_locked",
+    SecondFactorEmail: "second_factor",
 }
 """Each email's templates: `{name}.txt.j2` and `{name}.html.j2`."""
 

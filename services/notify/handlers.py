@@ -23,8 +23,16 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError
 
-from services.notify import domain, emails, mailer, mailfiles
+from services.notify import account_emails, domain, emails, mailer, mailfiles, password_emails
 from services.notify.domain import Claim, Outcome
+from services.notify.sign_in_emails import (
+    AccountLockedEmail,
+    SecondFactorEmail,
+    SignInCodeEmail,
+    account_locked_email,
+    second_factor_email,
+    sign_in_code_email,
+)
 from shared import contracts
 from shared.errors import NotFound
 from shared.events import Event
@@ -38,6 +46,13 @@ log = logging.getLogger(__name__)
 SEND_ACTIVATION_EMAIL = "notify.send_activation_email"
 SEND_ATTEMPT_EMAIL = "notify.send_registration_attempt_email"
 SEND_FLAGGED_EMAIL = "notify.send_structure_flagged_email"
+SEND_SIGN_IN_CODE_EMAIL = "notify.send_sign_in_code_email"
+SEND_ACCOUNT_LOCKED_EMAIL = "notify.send_account_locked_email"
+SEND_SECOND_FACTOR_ENROLLED_EMAIL = "notify.send_second_factor_enrolled_email"
+SEND_SECOND_FACTOR_REMOVED_EMAIL = "notify.send_second_factor_removed_email"
+SEND_PASSWORD_RESET_EMAIL = "notify.send_password_reset_email"
+SEND_PASSWORD_CHANGED_EMAIL = "notify.send_password_changed_email"
+SEND_CONTACT_EMAIL_CONFIRMATION = "notify.send_contact_email_confirmation"
 
 Enqueue = Callable[[str, str, dict[str, Any]], None]
 """`enqueue(task_name, task_id, kwargs)`: queue a Celery task (`bootstrap.CeleryQueue`)."""
@@ -96,6 +111,91 @@ def _flagged(facts: dict[str, Any], settings: Settings) -> domain.FlaggedStructu
     )
 
 
+def _password_reset(facts: dict[str, Any], settings: Settings) -> password_emails.PasswordResetEmail:
+    try:
+        token = unseal(facts["sealed_token"], settings.require_secret_key(), settings.secret_key_previous)
+    except InvalidToken as exc:
+        raise Undeliverable(
+            "the password reset token cannot be unsealed (SECRET_KEY differs from activate's?)"
+        ) from exc
+    return password_emails.password_reset_email(
+        to=facts["login_email"],
+        first_name=facts["first_name"],
+        last_name=facts["last_name"],
+        token=token,
+        public_base_url=settings.public_base_url,
+        ttl_seconds=facts["ttl_seconds"],
+        expires_at=facts["token_expires_at"],
+    )
+
+
+def _password_changed(facts: dict[str, Any], settings: Settings) -> password_emails.PasswordChangedEmail:
+    return password_emails.password_changed_email(
+        to=facts["login_email"],
+        first_name=facts["first_name"],
+        last_name=facts["last_name"],
+        reason=facts["reason"],
+        public_base_url=settings.public_base_url,
+    )
+
+
+def _contact_email(facts: dict[str, Any], settings: Settings) -> account_emails.ContactEmailConfirmation:
+    """To the new contact address (not the login email): the link that confirms it."""
+    try:
+        token = unseal(facts["sealed_token"], settings.require_secret_key(), settings.secret_key_previous)
+    except InvalidToken as exc:
+        raise Undeliverable("the contact email token cannot be unsealed (SECRET_KEY differs?)") from exc
+    return account_emails.contact_email_confirmation(
+        to=facts["contact_email"],
+        first_name=facts["first_name"],
+        last_name=facts["last_name"],
+        login_email=facts["login_email"],
+        token=token,
+        public_base_url=settings.public_base_url,
+        ttl_seconds=facts["ttl_seconds"],
+        expires_at=facts["token_expires_at"],
+    )
+
+
+def _sign_in_code(facts: dict[str, Any], settings: Settings) -> SignInCodeEmail:
+    try:
+        code = unseal(facts["sealed_code"], settings.require_secret_key(), settings.secret_key_previous)
+    except InvalidToken as exc:
+        raise Undeliverable("the sign-in code cannot be unsealed (SECRET_KEY differs?)") from exc
+    return sign_in_code_email(
+        to=facts["login_email"],
+        first_name=facts["first_name"],
+        last_name=facts["last_name"],
+        code=code,
+        ttl_seconds=facts["ttl_seconds"],
+        expires_at=facts["code_expires_at"],
+        public_base_url=settings.public_base_url,
+    )
+
+
+def _account_locked(facts: dict[str, Any], settings: Settings) -> AccountLockedEmail:
+    return account_locked_email(
+        to=facts["login_email"],
+        first_name=facts["first_name"],
+        last_name=facts["last_name"],
+        locked_until=facts["locked_until"],
+        public_base_url=settings.public_base_url,
+    )
+
+
+def _second_factor(enrolled: bool) -> Callable[[dict[str, Any], Settings], SecondFactorEmail]:
+    def compose(facts: dict[str, Any], settings: Settings) -> SecondFactorEmail:
+        return second_factor_email(
+            to=facts["login_email"],
+            first_name=facts["first_name"],
+            last_name=facts["last_name"],
+            enrolled=enrolled,
+            public_base_url=settings.public_base_url,
+        )
+
+    return compose
+
+
 @dataclass(frozen=True)
 class EmailKind:
     """The email an event type asks for."""
@@ -118,6 +218,36 @@ KINDS: dict[str, EmailKind] = {
     ),
     "StructureFlagged": EmailKind(
         "structure-flagged", SEND_FLAGGED_EMAIL, contracts.StructureFlaggedData(), _flagged
+    ),
+    "PasswordResetRequested": EmailKind(
+        "password-reset", SEND_PASSWORD_RESET_EMAIL, contracts.PasswordResetRequestedData(), _password_reset
+    ),
+    "PasswordChanged": EmailKind(
+        "password-changed", SEND_PASSWORD_CHANGED_EMAIL, contracts.PasswordChangedData(), _password_changed
+    ),
+    "ContactEmailChangeRequested": EmailKind(
+        "contact-email-confirmation",
+        SEND_CONTACT_EMAIL_CONFIRMATION,
+        contracts.ContactEmailChangeRequestedData(),
+        _contact_email,
+    ),
+    "SignInCodeIssued": EmailKind(
+        "sign-in-code", SEND_SIGN_IN_CODE_EMAIL, contracts.SignInCodeIssuedData(), _sign_in_code
+    ),
+    "AccountLocked": EmailKind(
+        "account-locked", SEND_ACCOUNT_LOCKED_EMAIL, contracts.AccountLockedData(), _account_locked
+    ),
+    "SecondFactorEnrolled": EmailKind(
+        "second-factor-enrolled",
+        SEND_SECOND_FACTOR_ENROLLED_EMAIL,
+        contracts.SecondFactorEnrolledData(),
+        _second_factor(enrolled=True),
+    ),
+    "SecondFactorRemoved": EmailKind(
+        "second-factor-removed",
+        SEND_SECOND_FACTOR_REMOVED_EMAIL,
+        contracts.SecondFactorRemovedData(),
+        _second_factor(enrolled=False),
     ),
 }
 """Event type → its email. The events notify handles are these."""

@@ -123,3 +123,38 @@ def send_registration_attempt_email(self: EmailTask, **data: Any) -> Outcome:
 @shared_task(name=handlers.SEND_FLAGGED_EMAIL, bind=True, base=EmailTask)
 def send_structure_flagged_email(self: EmailTask, **data: Any) -> Outcome:
     return _send(self, "StructureFlagged", data)
+
+
+@shared_task(name=handlers.SEND_PASSWORD_RESET_EMAIL, bind=True, base=EmailTask)
+def send_password_reset_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "PasswordResetRequested", data)
+
+
+@shared_task(name=handlers.SEND_PASSWORD_CHANGED_EMAIL, bind=True, base=EmailTask)
+def send_password_changed_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "PasswordChanged", data)
+
+
+@shared_task(name=handlers.SEND_CONTACT_EMAIL_CONFIRMATION, bind=True, base=EmailTask)
+def send_contact_email_confirmation(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "ContactEmailChangeRequested", data)
+
+
+@shared_task(name=handlers.SEND_SIGN_IN_CODE_EMAIL, bind=True, base=EmailTask)
+def send_sign_in_code_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "SignInCodeIssued", data)
+
+
+@shared_task(name=handlers.SEND_ACCOUNT_LOCKED_EMAIL, bind=True, base=EmailTask)
+def send_account_locked_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "AccountLocked", data)
+
+
+@shared_task(name=handlers.SEND_SECOND_FACTOR_ENROLLED_EMAIL, bind=True, base=EmailTask)
+def send_second_factor_enrolled_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "SecondFactorEnrolled", data)
+
+
+@shared_task(name=handlers.SEND_SECOND_FACTOR_REMOVED_EMAIL, bind=True, base=EmailTask)
+def send_second_factor_removed_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "SecondFactorRemoved", data)

@@ -561,6 +561,20 @@ def test_health_and_openapi(app, client):
         "/activate/api/registrations/{registration_id}/activation-email",
         "/activate/api/activation-links",
         "/activate/api/activations/{token}",
+        "/activate/api/password-resets",
+        "/activate/api/password-resets/{token}",
+        "/activate/api/me",
+        "/activate/api/me/workspaces",
+        "/activate/api/me/password",
+        "/activate/api/me/secret-question",
+        "/activate/api/me/contact-email",
+        "/activate/api/contact-emails/{token}",
+        "/activate/api/me/deactivation",
+        "/activate/api/sign-in",
+        "/activate/api/sign-in/{challenge_id}",
+        "/activate/api/sign-out",
+        "/activate/api/me/second-factor",
+        "/activate/api/me/second-factor/confirm",
     }
 
 

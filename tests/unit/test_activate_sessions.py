@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.activate import session_handlers, sessions
+from services.activate.sessions import domain as sessions
+from services.activate.sessions import handlers as session_handlers
 from shared.errors import Unauthorized
 from tests.clock import Clock
 from tests.unit.fakes.activate import FakeActivateUnitOfWork

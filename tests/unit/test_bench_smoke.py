@@ -110,3 +110,76 @@ def test_the_scaling_doc_discusses_every_key_the_services_use():
         )
     assert prefixes, "no key prefix found in services/*/repository.py"
     assert sorted(p for p in prefixes if f"`{p}" not in doc) == []
+
+
+def _sign_in_code_message(to: str, code: str) -> bytes:
+    """A sign-in code email as notify's worker sends it, in its wire form (CRLF line endings)."""
+    from datetime import UTC, datetime, timedelta
+    from email import policy
+
+    from services.notify import emails, mailer
+    from services.notify.sign_in_emails import sign_in_code_email
+
+    email = sign_in_code_email(
+        to=to,
+        first_name="Françoise",
+        last_name="Fleur",
+        code=code,
+        ttl_seconds=600,
+        expires_at=datetime.now(UTC) + timedelta(minutes=10),
+        public_base_url="http://127.0.0.1:8000",
+    )
+    message = mailer.build_message(
+        emails.render(email), to=email.to, mail_from="portail@example.fr", now=datetime.now(UTC)
+    )
+    return message.as_bytes(policy=policy.SMTP)
+
+
+def test_the_sign_in_benchmark_reads_the_code_of_an_email_as_received():
+    from email import message_from_bytes, policy
+
+    from bench import sign_in
+
+    received = message_from_bytes(_sign_in_code_message("a@example.fr", "012345"), policy=policy.default)
+    assert sign_in.code_in(received.get_body(("plain",)).get_content()) == "012345"
+    assert sign_in.code_in("Bonjour,\r\n\r\nle 12 345 678\r\n") is None
+
+
+def test_the_sign_in_benchmarks_sink_hands_each_code_once_and_never_an_earlier_one():
+    import asyncio
+    import time
+    from types import SimpleNamespace
+
+    from bench import sign_in
+
+    sink = sign_in.MailSink()  # not started: its handler is fed directly
+
+    def arrives(to: str, code: str) -> None:
+        raw = _sign_in_code_message(to, code)
+        envelope = SimpleNamespace(original_content=raw, content=raw, rcpt_tos=[to])
+        assert asyncio.run(sink.handler.handle_DATA(None, None, envelope)) == "250 OK"
+
+    arrives("Connexion1@example.fr", "111111")  # a late duplicate of an earlier sign-in's code
+    sent_at = time.monotonic()
+    arrives("connexion1@example.fr", "222222")
+    arrives("connexion2@example.fr", "333333")
+    code, arrived = sink.take_code("connexion1@example.fr", sent_at, timeout=1)
+    assert code == "222222" and arrived >= sent_at
+    assert sink.take_code("connexion1@example.fr", sent_at, timeout=0) is None
+    assert sink.take_code("connexion2@example.fr", sent_at, timeout=0)[0] == "333333"
+    assert sink.handler.code_emails == 3 and sink.handler.tokens == {}
+
+
+def test_the_sign_in_benchmark_gives_each_client_its_own_accounts_and_bounds_by_one_verify():
+    from bench import sign_in
+
+    emails = [f"connexion{n}@example.fr" for n in range(6)]
+    shares = sign_in.round_robin(emails, 3)
+    assert shares == [emails[0::3], emails[1::3], emails[2::3]]
+    assert sorted(e for share in shares for e in share) == sorted(emails)
+    cost = sign_in.measure_verify(samples=2)
+    assert cost.seconds > 0 and cost.sign_ins_per_second == pytest.approx(cost.cores / cost.seconds)
+    for n in (0, 31):
+        email = f"connexion{n}@example.fr"
+        personal = ("Françoise", "Fleur", email, email)
+        check_activation_form(flows.PASSWORD, flows.PASSWORD, flows.QUESTION, "Médor", personal=personal)

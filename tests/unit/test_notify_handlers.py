@@ -78,6 +78,13 @@ def send(event, uow, outbox, owner="tag-1", data=None):
         ("ActivationLinkIssued", "notify.send_activation_email"),
         ("RegistrationAttemptOnExistingAccount", "notify.send_registration_attempt_email"),
         ("StructureFlagged", "notify.send_structure_flagged_email"),
+        ("PasswordResetRequested", "notify.send_password_reset_email"),
+        ("PasswordChanged", "notify.send_password_changed_email"),
+        ("ContactEmailChangeRequested", "notify.send_contact_email_confirmation"),
+        ("SignInCodeIssued", "notify.send_sign_in_code_email"),
+        ("AccountLocked", "notify.send_account_locked_email"),
+        ("SecondFactorEnrolled", "notify.send_second_factor_enrolled_email"),
+        ("SecondFactorRemoved", "notify.send_second_factor_removed_email"),
     ],
 )
 def test_an_event_asking_for_an_email_is_queued_as_its_task_with_the_event_id(uow, event_type, task):
@@ -101,6 +108,13 @@ def test_notify_handles_exactly_the_events_that_ask_for_an_email():
         "ActivationLinkIssued",
         "RegistrationAttemptOnExistingAccount",
         "StructureFlagged",
+        "PasswordResetRequested",
+        "PasswordChanged",
+        "ContactEmailChangeRequested",
+        "SignInCodeIssued",
+        "AccountLocked",
+        "SecondFactorEnrolled",
+        "SecondFactorRemoved",
     }
 
 

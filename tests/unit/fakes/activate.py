@@ -7,7 +7,11 @@ from dataclasses import replace
 from services.activate import domain
 from services.activate.domain import Account, Credentials
 from services.activate.links import TokenRecord, TokenState
-from services.activate.sessions import Session
+from services.activate.my_account.domain import ContactLink, ContactLinkState
+from services.activate.password_reset.domain import ResetLink
+from services.activate.second_factor.domain import PendingEnrolment, SecondFactor
+from services.activate.sessions.domain import Session
+from services.activate.sign_in.domain import FAILURES_FORGOTTEN_AFTER_SECONDS, Challenge, Failures
 from shared.unit_of_work import InMemoryUnitOfWork
 
 
@@ -105,11 +109,144 @@ class FakeSessions:
                 self.end(registration_id, session_hash)
 
 
+class FakeMyAccount:
+    """« Mon compte »'s repository (`services.activate.my_account.repository`); `released` holds
+    the login keys whose active-login entry was deleted."""
+
+    def __init__(self) -> None:
+        self.links: dict[str, ContactLink] = {}
+        self.pending: dict[str, str] = {}
+        self.released: set[str] = set()
+
+    def contact_link(self, token_hash: str) -> ContactLink | None:
+        return self.links.get(token_hash)
+
+    def pending_contact_link(self, registration_id: str) -> str | None:
+        return self.pending.get(registration_id)
+
+    def add_contact_link(self, link: ContactLink) -> None:
+        self.links[link.token_hash] = link
+        self.pending[link.registration_id] = link.token_hash
+
+    def set_contact_link_state(self, link: ContactLink, state: ContactLinkState) -> None:
+        self.links[link.token_hash] = replace(self.links[link.token_hash], state=state)
+        if state is ContactLinkState.USED:
+            self.pending.pop(link.registration_id, None)
+
+    def release_login(self, login_key: str) -> None:
+        self.released.add(login_key)
+
+
+class FakePasswordResets:
+    """« Mot de passe oublié »'s repository (`services.activate.password_reset.repository`): links
+    by their token's hash, each account's current one (forgotten past its expiry, as Redis does)."""
+
+    def __init__(self, now) -> None:
+        self.now = now
+        self.links: dict[str, ResetLink] = {}
+        self.current_of: dict[str, str] = {}
+
+    def get(self, token_hash: str) -> ResetLink | None:
+        return self.links.get(token_hash)
+
+    def current(self, registration_id: str) -> str | None:
+        token_hash = self.current_of.get(registration_id)
+        if token_hash is None or self.now() >= self.links[token_hash].expires_at:
+            return None
+        return token_hash
+
+    def add(self, link: ResetLink) -> None:
+        self.links[link.token_hash] = link
+        self.current_of[link.registration_id] = link.token_hash
+
+    def save(self, link: ResetLink) -> None:
+        self.links[link.token_hash] = link
+
+    def forget_current(self, registration_id: str) -> None:
+        self.current_of.pop(registration_id, None)
+
+
+class FakeSignIns:
+    """Sign-in challenges (`services.activate.sign_in.repository.SignInRepository`), gone past
+    their deadline as Redis lets them expire."""
+
+    def __init__(self, now) -> None:
+        self.now = now
+        self.by_hash: dict[str, Challenge] = {}
+        self.latest: dict[str, str] = {}
+
+    def get(self, challenge_hash: str) -> Challenge | None:
+        challenge = self.by_hash.get(challenge_hash)
+        return challenge if challenge is not None and self.now() < challenge.expires_at else None
+
+    def save(self, challenge: Challenge) -> None:
+        self.by_hash[challenge.challenge_hash] = challenge
+
+    def latest_of(self, registration_id: str) -> str | None:
+        return self.latest.get(registration_id)
+
+    def set_latest(self, challenge: Challenge) -> None:
+        self.latest[challenge.registration_id] = challenge.challenge_hash
+
+
+class FakeSignInFailures:
+    """Failures per login email (`SignInFailures`), forgotten when Redis would expire them."""
+
+    def __init__(self, now) -> None:
+        self.now = now
+        self.by_key: dict[str, tuple[Failures, float]] = {}
+
+    def get(self, throttle_key: str) -> Failures:
+        failures, forgotten_at = self.by_key.get(throttle_key, (Failures(), 0))
+        return failures if self.now() < forgotten_at else Failures()
+
+    def save(self, throttle_key: str, failures: Failures, now: float) -> None:
+        forgotten_at = max(int(now) + FAILURES_FORGOTTEN_AFTER_SECONDS, failures.locked_until)
+        self.by_key[throttle_key] = (failures, forgotten_at)
+
+    def forget(self, throttle_key: str) -> None:
+        self.by_key.pop(throttle_key, None)
+
+
+class FakeSecondFactors:
+    """Authenticator apps and pending enrolments (`SecondFactorRepository`)."""
+
+    def __init__(self, now) -> None:
+        self.now = now
+        self.by_id: dict[str, SecondFactor] = {}
+        self.pending_by_id: dict[str, PendingEnrolment] = {}
+
+    def get(self, registration_id: str) -> SecondFactor | None:
+        return self.by_id.get(registration_id)
+
+    def save(self, factor: SecondFactor) -> None:
+        self.by_id[factor.registration_id] = factor
+
+    def remove(self, registration_id: str) -> None:
+        self.by_id.pop(registration_id, None)
+        self.pending_by_id.pop(registration_id, None)
+
+    def pending(self, registration_id: str) -> PendingEnrolment | None:
+        pending = self.pending_by_id.get(registration_id)
+        return pending if pending is not None and self.now() < pending.expires_at else None
+
+    def save_pending(self, pending: PendingEnrolment) -> None:
+        self.pending_by_id[pending.registration_id] = pending
+
+    def drop_pending(self, registration_id: str) -> None:
+        self.pending_by_id.pop(registration_id, None)
+
+
 class FakeActivateUnitOfWork(InMemoryUnitOfWork):
     def __init__(self, clock=None) -> None:
         super().__init__(clock, "activate")
+        self.sign_ins = FakeSignIns(lambda: self.clock())
+        self.sign_in_failures = FakeSignInFailures(lambda: self.clock())
+        self.second_factors = FakeSecondFactors(lambda: self.clock())
         self.accounts = FakeAccounts()
         self.tokens = FakeTokens()
         self.active_logins = FakeActiveLogins()
         self.credentials = FakeCredentials()
         self.sessions = FakeSessions()
+        self.my_account = FakeMyAccount()
+        self.password_resets = FakePasswordResets(lambda: self.clock())

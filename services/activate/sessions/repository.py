@@ -1,4 +1,4 @@
-"""Sessions' Redis keys (prefix `activate:`), beside repository.py's:
+"""Sessions' Redis keys (prefix `activate:`), beside the other repositories of activate:
 
 - `activate:session:{sha256 of the id}` (hash): a session: its account, when it started, when it
   was last used; it expires by itself when it would time out (idle or absolute);
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from services.activate.sessions import Session
+from services.activate.sessions.domain import Session
 from shared.unit_of_work import RedisUnitOfWork
 
 

@@ -16,8 +16,8 @@ from urllib.parse import quote
 from flask import Response, g, redirect, request
 
 from services.activate.bootstrap import Activate
-from services.activate.session_handlers import resume_session
-from services.activate.sessions import Session
+from services.activate.sessions.domain import Session
+from services.activate.sessions.handlers import resume_session
 from shared.bootstrap import wiring_of
 from shared.errors import Unauthorized
 from shared.settings import Settings

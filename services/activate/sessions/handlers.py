@@ -3,9 +3,9 @@ end one or all. Each takes activate's unit of work; no Flask here."""
 
 from __future__ import annotations
 
-from services.activate import sessions
 from services.activate.repository import ActivateUnitOfWork
-from services.activate.sessions import Session
+from services.activate.sessions import domain as sessions
+from services.activate.sessions.domain import Session
 from shared.errors import Unauthorized
 
 
