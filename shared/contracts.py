@@ -92,22 +92,33 @@ class StructureConfirmedData(_EventData):
     verified = fields.Boolean(load_default=True)
 
 
+class _ToHolderData(_EventData):
+    """An event that asks notify to email the account's holder: the account, and the login email
+    and the person's names that the email is addressed with."""
+
+    account_id = fields.String(required=True)
+    login_email = fields.Email(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+
+
+class _LinkToHolderData(_ToHolderData):
+    """… with a link whose token is sealed with SECRET_KEY, never in clear."""
+
+    sealed_token = fields.String(required=True)
+    token_expires_at = fields.DateTime(required=True)
+    ttl_seconds = fields.Integer(required=True)
+
+
 class WorkspacesChosenData(_EventData):
     account_id = fields.String(required=True)
     workspaces = fields.List(fields.String(), required=True)
     token_expires_at = fields.DateTime(required=True)
 
 
-class ActivationLinkIssuedData(_EventData):
+class ActivationLinkIssuedData(_LinkToHolderData):
     """Asks notify to email a link. The token is sealed with SECRET_KEY, never in clear."""
 
-    account_id = fields.String(required=True)
-    login_email = fields.Email(required=True)
-    first_name = fields.String(required=True)
-    last_name = fields.String(required=True)
-    sealed_token = fields.String(required=True)
-    token_expires_at = fields.DateTime(required=True)
-    ttl_seconds = fields.Integer(required=True)
     reason = fields.String(required=True, validate=validate.OneOf(LINK_REASONS))
 
 
@@ -184,32 +195,21 @@ class WorkspacesChangedData(_EventData):
 PASSWORD_CHANGE_REASONS = ("change", "reset")
 
 
-class PasswordChangedData(_EventData):
+class PasswordChangedData(_ToHolderData):
     """An active account's password changed: from « Mon compte », the current one given
     (`change`), or through « mot de passe oublié » (`reset`). notify emails the notice « Votre
     mot de passe a été modifié » to the login email, which is why the event names it and the
     person. Never the password nor its hash."""
 
-    account_id = fields.String(required=True)
     reason = fields.String(required=True, validate=validate.OneOf(PASSWORD_CHANGE_REASONS))
-    login_email = fields.Email(required=True)
-    first_name = fields.String(required=True)
-    last_name = fields.String(required=True)
 
 
-class ContactEmailChangeRequestedData(_EventData):
+class ContactEmailChangeRequestedData(_LinkToHolderData):
     """Asks notify to email the new contact address (`contact_email`) a confirmation link; the
     token is sealed with SECRET_KEY, never in clear. `login_email` names the account in the email,
     so that whoever receives it can tell whether the request is theirs."""
 
-    account_id = fields.String(required=True)
     contact_email = fields.Email(required=True)
-    login_email = fields.Email(required=True)
-    first_name = fields.String(required=True)
-    last_name = fields.String(required=True)
-    sealed_token = fields.String(required=True)
-    token_expires_at = fields.DateTime(required=True)
-    ttl_seconds = fields.Integer(required=True)
 
 
 class ContactEmailChangedData(_EventData):
@@ -232,14 +232,10 @@ SIGN_IN_FAILURE_STAGES = ("password", "code")
 SECOND_FACTOR_METHODS = ("totp",)
 
 
-class SignInCodeIssuedData(_EventData):
+class SignInCodeIssuedData(_ToHolderData):
     """Asks notify to email a sign-in code to the login email. The code is sealed with SECRET_KEY
     (as ActivationLinkIssued's token), never in clear."""
 
-    account_id = fields.String(required=True)
-    login_email = fields.Email(required=True)
-    first_name = fields.String(required=True)
-    last_name = fields.String(required=True)
     sealed_code = fields.String(required=True)
     code_expires_at = fields.DateTime(required=True)
     ttl_seconds = fields.Integer(required=True)
@@ -260,26 +256,18 @@ class SignInFailedData(_EventData):
     stage = fields.String(required=True, validate=validate.OneOf(SIGN_IN_FAILURE_STAGES))
 
 
-class AccountLockedData(_EventData):
+class AccountLockedData(_ToHolderData):
     """Too many failures in a row: sign-in is refused until `locked_until` (a temporary lock).
     notify tells the holder at the login email, which is why the event names it and the person."""
 
-    account_id = fields.String(required=True)
-    login_email = fields.Email(required=True)
-    first_name = fields.String(required=True)
-    last_name = fields.String(required=True)
     locked_until = fields.DateTime(required=True)
 
 
-class SecondFactorEnrolledData(_EventData):
+class SecondFactorEnrolledData(_ToHolderData):
     """An authenticator app now signs the account in (confirmed by a first code); notify sends a
     notice to the login email. Never the secret nor a recovery code."""
 
-    account_id = fields.String(required=True)
     method = fields.String(required=True, validate=validate.OneOf(SECOND_FACTOR_METHODS))
-    login_email = fields.Email(required=True)
-    first_name = fields.String(required=True)
-    last_name = fields.String(required=True)
 
 
 class SecondFactorRemovedData(SecondFactorEnrolledData):
@@ -289,18 +277,10 @@ class SecondFactorRemovedData(SecondFactorEnrolledData):
 # --- « Mot de passe oublié » (activate) ------------------------------------------------------------
 
 
-class PasswordResetRequestedData(_EventData):
+class PasswordResetRequestedData(_LinkToHolderData):
     """Asks notify to email a single-use password reset link to the login email of an active
     account. The token is sealed with SECRET_KEY (as ActivationLinkIssued's), never in clear; an
     email that no active account uses makes no event."""
-
-    account_id = fields.String(required=True)
-    login_email = fields.Email(required=True)
-    first_name = fields.String(required=True)
-    last_name = fields.String(required=True)
-    sealed_token = fields.String(required=True)
-    token_expires_at = fields.DateTime(required=True)
-    ttl_seconds = fields.Integer(required=True)
 
 
 # --- the events as objects: what a producer builds and the unit of work publishes ---------------
@@ -318,6 +298,25 @@ class DomainEvent:
 
     def data(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class _ToHolder(DomainEvent):
+    """An event whose email goes to the account's holder (as `_ToHolderData`)."""
+
+    account_id: str
+    login_email: str
+    first_name: str
+    last_name: str
+
+
+@dataclass(frozen=True)
+class _LinkToHolder(_ToHolder):
+    """… with a sealed link (as `_LinkToHolderData`)."""
+
+    sealed_token: str
+    token_expires_at: str
+    ttl_seconds: int
 
 
 @dataclass(frozen=True)
@@ -346,14 +345,7 @@ class WorkspacesChosen(DomainEvent):
 
 
 @dataclass(frozen=True)
-class ActivationLinkIssued(DomainEvent):
-    account_id: str
-    login_email: str
-    first_name: str
-    last_name: str
-    sealed_token: str
-    token_expires_at: str
-    ttl_seconds: int
+class ActivationLinkIssued(_LinkToHolder):
     reason: str
 
 
@@ -409,24 +401,13 @@ class WorkspacesChanged(DomainEvent):
 
 
 @dataclass(frozen=True)
-class PasswordChanged(DomainEvent):
-    account_id: str
+class PasswordChanged(_ToHolder):
     reason: str
-    login_email: str
-    first_name: str
-    last_name: str
 
 
 @dataclass(frozen=True)
-class ContactEmailChangeRequested(DomainEvent):
-    account_id: str
+class ContactEmailChangeRequested(_LinkToHolder):
     contact_email: str
-    login_email: str
-    first_name: str
-    last_name: str
-    sealed_token: str
-    token_expires_at: str
-    ttl_seconds: int
 
 
 @dataclass(frozen=True)
@@ -441,11 +422,7 @@ class AccountDeactivated(DomainEvent):
 
 
 @dataclass(frozen=True)
-class SignInCodeIssued(DomainEvent):
-    account_id: str
-    login_email: str
-    first_name: str
-    last_name: str
+class SignInCodeIssued(_ToHolder):
     sealed_code: str
     code_expires_at: str
     ttl_seconds: int
@@ -464,41 +441,23 @@ class SignInFailed(DomainEvent):
 
 
 @dataclass(frozen=True)
-class AccountLocked(DomainEvent):
-    account_id: str
-    login_email: str
-    first_name: str
-    last_name: str
+class AccountLocked(_ToHolder):
     locked_until: str
 
 
 @dataclass(frozen=True)
-class SecondFactorEnrolled(DomainEvent):
-    account_id: str
+class SecondFactorEnrolled(_ToHolder):
     method: str
-    login_email: str
-    first_name: str
-    last_name: str
 
 
 @dataclass(frozen=True)
-class SecondFactorRemoved(DomainEvent):
-    account_id: str
+class SecondFactorRemoved(_ToHolder):
     method: str
-    login_email: str
-    first_name: str
-    last_name: str
 
 
 @dataclass(frozen=True)
-class PasswordResetRequested(DomainEvent):
-    account_id: str
-    login_email: str
-    first_name: str
-    last_name: str
-    sealed_token: str
-    token_expires_at: str
-    ttl_seconds: int
+class PasswordResetRequested(_LinkToHolder):
+    pass
 
 
 _SCHEMAS: dict[str, Schema] = {

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from services.activate import passwords
 from services.activate.catalogue import DEFAULT_WORKSPACES, SECRET_QUESTIONS, WORKSPACE_CODES
@@ -250,6 +250,42 @@ class NewLink:
     ttl_seconds: int
 
 
+class ToHolderFields(TypedDict):
+    """The fields of an event whose email goes to the account's holder (`_ToHolder` in contracts)."""
+
+    registration_id: str
+    account_id: str
+    login_email: str
+    first_name: str
+    last_name: str
+
+
+def to_holder(account: Account) -> ToHolderFields:
+    return {
+        "registration_id": account.registration_id,
+        "account_id": account.account_id,
+        "login_email": account.login_email,
+        "first_name": account.first_name,
+        "last_name": account.last_name,
+    }
+
+
+class SealedLinkFields(TypedDict):
+    """The fields of an event that carries a link for notify to email (`_LinkToHolder`)."""
+
+    sealed_token: str
+    token_expires_at: str
+    ttl_seconds: int
+
+
+def sealed_link(link: NewLink) -> SealedLinkFields:
+    return {
+        "sealed_token": link.sealed_token,
+        "token_expires_at": iso_utc(link.expires_at),
+        "ttl_seconds": link.ttl_seconds,
+    }
+
+
 @dataclass(frozen=True)
 class Holder:
     """Whoever holds, with an active account, the login email of a registration."""
@@ -277,17 +313,7 @@ def _link_or_warning(
     account's, a warning to its holder. The newcomer is answered the same either way; the link,
     never sent to anyone, opens nothing (and activation refuses a second active account)."""
     if holder is None:
-        return ActivationLinkIssued(
-            registration_id=account.registration_id,
-            account_id=account.account_id,
-            login_email=account.login_email,
-            first_name=account.first_name,
-            last_name=account.last_name,
-            sealed_token=link.sealed_token,
-            token_expires_at=iso_utc(link.expires_at),
-            ttl_seconds=link.ttl_seconds,
-            reason=reason,
-        )
+        return ActivationLinkIssued(**to_holder(account), **sealed_link(link), reason=reason)
     return RegistrationAttemptOnExistingAccount(
         registration_id=account.registration_id,
         login_email=account.login_email,

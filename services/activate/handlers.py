@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from services.activate import domain, links, passwords, tokens
 from services.activate.domain import Account, AlreadyActive, Credentials, Holder
 from services.activate.links import NextStep, SweepStep, TokenGone, TokenRecord, TokenState
+from services.activate.my_account import handlers as my_account_handlers
 from services.activate.tokens import LinkMaker
 from shared.arrivals import Awaiting, NoWait
 from shared.errors import Invalid, NotFound
@@ -61,16 +62,18 @@ def on_structure_flagged(event: Event, uow: UnitOfWork) -> None:
     closed: the registration's pending account is closed as on a release (its link answers 410,
     no new one can be asked for).
 
-    An active account is left as it is and logged as a warning: its structure was checked only
-    after its first account was activated, and holds the structure all the same."""
+    An account activated before the check (SIRENE was unavailable then) is deactivated: a closed
+    or unknown establishment never keeps a structure with an active account; its sessions end and
+    the person reads why in notify's email. Logged as a warning, for the operators."""
     active = _close_with_structure(event, uow)
     if active is not None:
         log.warning(
-            "structure %s was flagged (%s) while its account %s is active",
+            "structure %s was flagged (%s) while its account %s was active: deactivated",
             active.structure_id,
             event.data["reason"],
             active.account_id,
         )
+        my_account_handlers.deactivate(uow, active)
 
 
 def _close_with_structure(event: Event, uow: UnitOfWork) -> Account | None:

@@ -208,16 +208,19 @@ def _link_request_form(login_email: str, errors: dict[str, list[str]]):
         title="Recevoir un nouveau lien d'activation",
         step=STEP_ACTIVATION,
         validity=_validity(),
-        **_link_request_fields(login_email, errors),
+        **login_email_request_fields(login_email, errors, {"login_email": LOGIN_EMAIL_LABEL}),
     )
 
 
-def _link_request_fields(login_email: str, errors: dict[str, list[str]]) -> dict[str, object]:
-    """What `activate/link_request_form.html` shows: the email typed and its error, if any."""
+def login_email_request_fields(
+    login_email: str, errors: dict[str, list[str]], labels: dict[str, str]
+) -> dict[str, object]:
+    """What a request by login email (`login_email_request` in `activate/_forms.html`) shows: the
+    email typed and its error, if any."""
     return {
         "login_email": login_email,
         "errors": errors,
-        "labels": {"login_email": LOGIN_EMAIL_LABEL},
+        "labels": labels,
         "max_length": LOGIN_EMAIL_MAX_LENGTH,
     }
 
@@ -301,7 +304,7 @@ def _link_gone(gone: TokenGone):
             title=title,
             message=message,
             step=STEP_ACTIVATION,
-            **_link_request_fields("", {}),
+            **login_email_request_fields("", {}, {"login_email": LOGIN_EMAIL_LABEL}),
         )
         return page, gone.status
     message = ALREADY_ACTIVE if next_step is NextStep.SIGN_IN else gone.message

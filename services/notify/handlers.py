@@ -71,18 +71,23 @@ class Undeliverable(Exception):
 # --- the kinds of email ----------------------------------------------------------------------------
 
 
-def _activation(facts: dict[str, Any], settings: Settings) -> domain.ActivationEmail:
+def _unsealed(facts: dict[str, Any], field: str, what: str, settings: Settings) -> str:
+    """The secret activate sealed into `facts[field]`; `Undeliverable` when it cannot be opened."""
     try:
-        token = unseal(facts["sealed_token"], settings.require_secret_key(), settings.secret_key_previous)
+        return unseal(facts[field], settings.require_secret_key(), settings.secret_key_previous)
     except InvalidToken as exc:
-        raise Undeliverable(
-            "the activation token cannot be unsealed (SECRET_KEY differs from activate's?)"
-        ) from exc
+        raise Undeliverable(f"{what} cannot be unsealed (SECRET_KEY differs from activate's?)") from exc
+
+
+def _to_holder(facts: dict[str, Any]) -> dict[str, Any]:
+    """Who an email to the account's holder goes to, and how it greets them."""
+    return {"to": facts["login_email"], "first_name": facts["first_name"], "last_name": facts["last_name"]}
+
+
+def _activation(facts: dict[str, Any], settings: Settings) -> domain.ActivationEmail:
     return domain.activation_email(
-        to=facts["login_email"],
-        first_name=facts["first_name"],
-        last_name=facts["last_name"],
-        token=token,
+        **_to_holder(facts),
+        token=_unsealed(facts, "sealed_token", "the activation token", settings),
         public_base_url=settings.public_base_url,
         ttl_seconds=facts["ttl_seconds"],
         expires_at=facts["token_expires_at"],
@@ -92,11 +97,7 @@ def _activation(facts: dict[str, Any], settings: Settings) -> domain.ActivationE
 
 def _attempt(facts: dict[str, Any], settings: Settings) -> domain.AttemptEmail:
     return domain.attempt_email(
-        to=facts["login_email"],
-        first_name=facts["first_name"],
-        last_name=facts["last_name"],
-        attempted_at=facts["attempted_at"],
-        reason=facts["reason"],
+        **_to_holder(facts), attempted_at=facts["attempted_at"], reason=facts["reason"]
     )
 
 
@@ -112,17 +113,9 @@ def _flagged(facts: dict[str, Any], settings: Settings) -> domain.FlaggedStructu
 
 
 def _password_reset(facts: dict[str, Any], settings: Settings) -> password_emails.PasswordResetEmail:
-    try:
-        token = unseal(facts["sealed_token"], settings.require_secret_key(), settings.secret_key_previous)
-    except InvalidToken as exc:
-        raise Undeliverable(
-            "the password reset token cannot be unsealed (SECRET_KEY differs from activate's?)"
-        ) from exc
     return password_emails.password_reset_email(
-        to=facts["login_email"],
-        first_name=facts["first_name"],
-        last_name=facts["last_name"],
-        token=token,
+        **_to_holder(facts),
+        token=_unsealed(facts, "sealed_token", "the password reset token", settings),
         public_base_url=settings.public_base_url,
         ttl_seconds=facts["ttl_seconds"],
         expires_at=facts["token_expires_at"],
@@ -131,26 +124,18 @@ def _password_reset(facts: dict[str, Any], settings: Settings) -> password_email
 
 def _password_changed(facts: dict[str, Any], settings: Settings) -> password_emails.PasswordChangedEmail:
     return password_emails.password_changed_email(
-        to=facts["login_email"],
-        first_name=facts["first_name"],
-        last_name=facts["last_name"],
-        reason=facts["reason"],
-        public_base_url=settings.public_base_url,
+        **_to_holder(facts), reason=facts["reason"], public_base_url=settings.public_base_url
     )
 
 
 def _contact_email(facts: dict[str, Any], settings: Settings) -> account_emails.ContactEmailConfirmation:
     """To the new contact address (not the login email): the link that confirms it."""
-    try:
-        token = unseal(facts["sealed_token"], settings.require_secret_key(), settings.secret_key_previous)
-    except InvalidToken as exc:
-        raise Undeliverable("the contact email token cannot be unsealed (SECRET_KEY differs?)") from exc
     return account_emails.contact_email_confirmation(
         to=facts["contact_email"],
         first_name=facts["first_name"],
         last_name=facts["last_name"],
         login_email=facts["login_email"],
-        token=token,
+        token=_unsealed(facts, "sealed_token", "the contact email token", settings),
         public_base_url=settings.public_base_url,
         ttl_seconds=facts["ttl_seconds"],
         expires_at=facts["token_expires_at"],
@@ -158,15 +143,9 @@ def _contact_email(facts: dict[str, Any], settings: Settings) -> account_emails.
 
 
 def _sign_in_code(facts: dict[str, Any], settings: Settings) -> SignInCodeEmail:
-    try:
-        code = unseal(facts["sealed_code"], settings.require_secret_key(), settings.secret_key_previous)
-    except InvalidToken as exc:
-        raise Undeliverable("the sign-in code cannot be unsealed (SECRET_KEY differs?)") from exc
     return sign_in_code_email(
-        to=facts["login_email"],
-        first_name=facts["first_name"],
-        last_name=facts["last_name"],
-        code=code,
+        **_to_holder(facts),
+        code=_unsealed(facts, "sealed_code", "the sign-in code", settings),
         ttl_seconds=facts["ttl_seconds"],
         expires_at=facts["code_expires_at"],
         public_base_url=settings.public_base_url,
@@ -175,22 +154,14 @@ def _sign_in_code(facts: dict[str, Any], settings: Settings) -> SignInCodeEmail:
 
 def _account_locked(facts: dict[str, Any], settings: Settings) -> AccountLockedEmail:
     return account_locked_email(
-        to=facts["login_email"],
-        first_name=facts["first_name"],
-        last_name=facts["last_name"],
-        locked_until=facts["locked_until"],
-        public_base_url=settings.public_base_url,
+        **_to_holder(facts), locked_until=facts["locked_until"], public_base_url=settings.public_base_url
     )
 
 
 def _second_factor(enrolled: bool) -> Callable[[dict[str, Any], Settings], SecondFactorEmail]:
     def compose(facts: dict[str, Any], settings: Settings) -> SecondFactorEmail:
         return second_factor_email(
-            to=facts["login_email"],
-            first_name=facts["first_name"],
-            last_name=facts["last_name"],
-            enrolled=enrolled,
-            public_base_url=settings.public_base_url,
+            **_to_holder(facts), enrolled=enrolled, public_base_url=settings.public_base_url
         )
 
     return compose

@@ -5,16 +5,20 @@ cookie of an answer."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from http.cookies import SimpleCookie
 
 import redis
 from argon2 import PasswordHasher
+from flask import Flask
 
+from services.activate.app import create_app
 from services.activate.sessions.web import COOKIE
 from shared.bus import Consumer
 from shared.sealing import unseal
 from shared.settings import Settings
 from shared.testing import events_on
+from tests.clock import Clock
 from tests.integration.activate_support import GOOD, at_step_four
 
 PASSWORD = GOOD["password"]
@@ -24,6 +28,16 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 def cheap_hasher() -> PasswordHasher:
     """argon2id with cheap parameters, for the tests that do not measure time."""
     return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def quiet(settings: Settings) -> Settings:
+    """No per-address limits (they have their own tests): the sign-in tests sign in many times."""
+    return replace(settings, rate_limits_enabled=False, event_wait_seconds=0.2)
+
+
+def sign_in_app(settings: Settings, redis_client: redis.Redis, clock: Clock) -> Flask:
+    """activate on the real Redis, on the test's clock, with the cheap hasher."""
+    return create_app(settings, client=redis_client, clock=clock, hasher=cheap_hasher())
 
 
 def activated(

@@ -15,6 +15,7 @@ from services.activate.app import create_app
 from services.activate.sessions.web import COOKIE
 from shared.testing import events_on
 from tests.clock import Clock
+from tests.integration import sign_in_support
 from tests.integration.activate_support import at_step_four, consumer_of
 from tests.integration.sign_in_support import (
     PASSWORD,
@@ -25,6 +26,7 @@ from tests.integration.sign_in_support import (
     last_code,
     password_step,
     session_cookie,
+    sign_in_app,
     signed_in,
 )
 
@@ -39,13 +41,12 @@ def clock() -> Clock:
 
 @pytest.fixture
 def quiet(settings):
-    """No per-address limits (their own test below): these tests sign in many times."""
-    return replace(settings, rate_limits_enabled=False, event_wait_seconds=0.2)
+    return sign_in_support.quiet(settings)
 
 
 @pytest.fixture
 def app(quiet, redis_client, clock):
-    return create_app(quiet, client=redis_client, clock=clock, hasher=cheap_hasher())
+    return sign_in_app(quiet, redis_client, clock)
 
 
 @pytest.fixture

@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import replace
 from urllib.parse import quote
 
 import pyotp
 import pytest
 
-from services.activate.app import create_app
 from services.activate.sessions.web import COOKIE
 from tests.clock import Clock
+from tests.integration import sign_in_support
 from tests.integration.activate_support import GOOD, at_step_four, consumer_of
 from tests.integration.sign_in_support import (
     PASSWORD,
     activated,
-    cheap_hasher,
     csrf_of,
     last_code,
+    sign_in_app,
     signed_in,
 )
 
@@ -36,12 +35,12 @@ def clock() -> Clock:
 
 @pytest.fixture
 def quiet(settings):
-    return replace(settings, rate_limits_enabled=False, event_wait_seconds=0.2)
+    return sign_in_support.quiet(settings)
 
 
 @pytest.fixture
 def app(quiet, redis_client, clock):
-    return create_app(quiet, client=redis_client, clock=clock, hasher=cheap_hasher())
+    return sign_in_app(quiet, redis_client, clock)
 
 
 @pytest.fixture

@@ -308,7 +308,9 @@ def test_a_flag_delivered_again_changes_nothing_more(portal, insee, insee_settin
     assert portal.activate.get(f"/activate/api/activations/{token}").status_code == 410
 
 
-def test_an_account_activated_before_the_check_keeps_its_structure(portal, insee, redis_client, caplog):
+def test_an_account_activated_before_the_check_is_deactivated(portal, insee, redis_client, caplog):
+    """Activated while SIRENE was unavailable, then found closed: the structure stays held (the
+    claim sweep never releases it) but a closed establishment keeps no active account."""
     registration_id, token = portal.open_unverified()
     activated = portal.activate.post(f"/activate/api/activations/{token}", json=GOOD)
     assert activated.status_code == 200, activated.json
@@ -323,10 +325,12 @@ def test_an_account_activated_before_the_check_keeps_its_structure(portal, insee
     assert flag.data["reason"] == "closed"
     assert portal.verification() == "flagged"
     assert redis_client.hget(f"structure:structure:{portal.structure_id()}", "claim_status") == "held"
-    assert len(redis_client.keys("structure:by-identifier:*")) == 1
-    assert portal.status(registration_id) == "activated"
+    (deactivated,) = events_on(redis_client, "AccountDeactivated")
+    assert deactivated.data["structure_id"] == activated.json["structure_id"] == portal.structure_id()
+    assert redis_client.keys("activate:active-login:*") == []  # its login email is free again
+    assert redis_client.hget(f"activate:account:{registration_id}", "status") == "deactivated"
     used = portal.activate.get(f"/activate/api/activations/{token}")
-    assert used.status_code == 410 and used.json["reason"] == "used"  # active, not closed
+    assert used.status_code == 410
     (warning,) = [r for r in caplog.records if r.name == "services.activate.handlers"]
     assert warning.levelname == "WARNING" and PERSON not in caplog.text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher
 
-from services.activate import handlers, links, tokens
+from services.activate import domain, handlers, links, tokens
 from services.activate.catalogue import DEFAULT_WORKSPACES, SECRET_QUESTIONS
 from services.activate.domain import (
     AccountStatus,
@@ -17,6 +17,7 @@ from services.activate.domain import (
     WorkspacesNotChosen,
 )
 from services.activate.links import NextStep, TokenGone, TokenRecord, TokenState, UnknownLink
+from services.activate.sessions import handlers as session_handlers
 from services.activate.tokens import LinkMaker
 from shared.arrivals import NoWait
 from shared.contracts import LinkReason, Role
@@ -712,12 +713,18 @@ def test_an_active_account_is_never_released_and_the_release_is_logged(uow, cloc
     assert [r.levelname for r in caplog.records] == ["ERROR"]
 
 
-def test_an_active_account_is_left_as_it_is_when_its_structure_is_flagged_with_a_warning(uow, clock, caplog):
-    """Activated while the structure waited for its check: it holds the structure all the same."""
+def test_an_active_account_is_deactivated_when_its_structure_is_flagged_with_a_warning(uow, clock, caplog):
+    """Activated while the structure waited for its check: a closed or unknown establishment does
+    not keep an active account; its sessions end and its login email is free again."""
     active = activate(uow, claimed_at_step_four(uow, clock))
-    before = snapshot(uow)
-    assert flagged(uow, reason="closed", login_email="marie.curie@example.fr") == active
-    assert snapshot(uow) == before
+    uow.run(session_handlers.start_session, uow, "r1", active.account_id)
+    flagged(uow, reason="closed", login_email="marie.curie@example.fr")
+    closed = uow.accounts.get("r1")
+    assert closed.status is AccountStatus.DEACTIVATED
+    (event,) = published(uow, "AccountDeactivated")
+    assert (event.account_id, event.structure_id) == (active.account_id, active.structure_id)
+    assert uow.sessions.by_hash == {}
+    assert domain.login_key("marie.curie@example.fr") in uow.my_account.released
     (record,) = caplog.records
     assert record.levelname == "WARNING"
     assert active.account_id in caplog.text and "structure-r1" in caplog.text and "closed" in caplog.text

@@ -147,10 +147,11 @@ def test_a_contact_link_opens_only_while_issued_unexpired_and_its_account_active
     assert closed.value.reason == "closed"
 
 
-def test_only_an_account_that_is_not_gestionnaire_principal_is_deactivated():
+def test_only_an_account_that_is_not_gestionnaire_principal_may_leave():
     with pytest.raises(my_account.PrincipalManagerStays) as refused:
-        my_account.deactivate(account())
+        my_account.ensure_can_leave(account())
     assert refused.value.status == 409 and "désignez d'abord un autre gestionnaire" in refused.value.message
+    my_account.ensure_can_leave(account(Role.UTILISATEUR))
     closed, event = my_account.deactivate(account(Role.UTILISATEUR))
     assert closed.status is AccountStatus.DEACTIVATED and not closed.is_active
     assert event.data() == {"registration_id": "r-1", "account_id": "acc-1", "structure_id": "s-1"}

@@ -24,7 +24,7 @@ from services.activate.sign_in.domain import (
 )
 from services.activate.sign_in.handlers import EnterCode, SignIn, SignInDeps
 from shared.contracts import Role
-from shared.errors import Invalid, Unauthorized
+from shared.errors import DomainError, Invalid, Unauthorized
 from shared.sealing import seal, unseal
 from tests.clock import Clock
 from tests.unit.fakes.activate import FakeActivateUnitOfWork
@@ -429,3 +429,29 @@ def test_an_empty_email_is_a_form_error_not_a_sign_in_failure(uow, deps):
     with pytest.raises(Invalid):
         password_step(uow, deps, email="  ")
     assert uow.sign_in_failures.by_key == {}
+
+
+# --- a new password (reset, or changed from « Mon compte ») ------------------------------------------
+
+
+def test_a_sign_in_opened_before_a_password_change_cannot_be_completed(uow, deps, hasher):
+    account = holder(uow, hasher)
+    opened = password_step(uow, deps)
+    code = emailed_code(uow)
+    uow.run(sign_in_handlers.after_password_change, uow, account)
+    with pytest.raises(DomainError) as refused:
+        code_step(uow, deps, opened.challenge_id, code)
+    assert refused.value.status == 410
+    assert uow.sessions.by_hash == {}
+
+
+def test_a_password_change_forgets_the_logins_failures(uow, deps, hasher, clock):
+    account = holder(uow, hasher)
+    for _ in range(5):
+        with pytest.raises(DomainError):
+            password_step(uow, deps, password="wrong-Password-1")
+    with pytest.raises(DomainError) as locked:
+        password_step(uow, deps)
+    assert locked.value.status == 429
+    uow.run(sign_in_handlers.after_password_change, uow, account)
+    assert password_step(uow, deps).challenge_id

@@ -45,6 +45,7 @@ blp = Blueprint(
     description="« Mon compte » : le compte connecté, ses espaces, son mot de passe, sa question secrète, "
     "son adresse de contact, sa désactivation",
 )
+session_web.guard_cookie_api(blp, session_paths="/activate/api/me")
 
 NO_SESSION = "Pas de session, ou elle a pris fin : connectez-vous."
 BAD_PASSWORD = "Le mot de passe actuel est incorrect, ou le formulaire contient des erreurs."

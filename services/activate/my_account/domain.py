@@ -24,6 +24,8 @@ from services.activate.domain import (
     Account,
     AccountStatus,
     NewLink,
+    sealed_link,
+    to_holder,
 )
 from shared.contracts import (
     AccountDeactivated,
@@ -34,7 +36,6 @@ from shared.contracts import (
     WorkspacesChanged,
 )
 from shared.errors import Conflict, Gone, Invalid, NotFound, Unauthorized
-from shared.timestamps import iso_utc
 
 CONTACT_LINK_TTL_SECONDS = 24 * 3600
 """How long a link confirming a new contact email works: a day, so that a person who asks for the
@@ -148,14 +149,7 @@ def refused(message: str, errors: dict[str, list[str]], current_password_right: 
 
 def password_changed(account: Account, reason: str = "change") -> PasswordChanged:
     """What notify needs to tell the holder, at the login email, that the password changed."""
-    return PasswordChanged(
-        registration_id=account.registration_id,
-        account_id=account.account_id,
-        reason=reason,
-        login_email=account.login_email,
-        first_name=account.first_name,
-        last_name=account.last_name,
-    )
+    return PasswordChanged(**to_holder(account), reason=reason)
 
 
 # --- contact email ------------------------------------------------------------------------------------
@@ -249,15 +243,7 @@ def new_contact_link(
     """The link's record (its hash) and the event that asks notify to email it (sealed)."""
     record = ContactLink(link.token_hash, account.registration_id, contact_email, link.expires_at)
     return record, ContactEmailChangeRequested(
-        registration_id=account.registration_id,
-        account_id=account.account_id,
-        contact_email=contact_email,
-        login_email=account.login_email,
-        first_name=account.first_name,
-        last_name=account.last_name,
-        sealed_token=link.sealed_token,
-        token_expires_at=iso_utc(link.expires_at),
-        ttl_seconds=link.ttl_seconds,
+        **to_holder(account), **sealed_link(link), contact_email=contact_email
     )
 
 
@@ -292,7 +278,8 @@ def ensure_can_leave(account: Account) -> Account:
 
 
 def deactivate(account: Account) -> tuple[Account, AccountDeactivated]:
-    ensure_can_leave(account)
+    """The account deactivated and its event. Asked by its holder, `ensure_can_leave` comes first;
+    a structure found closed or unknown to SIRENE deactivates it whatever its role."""
     closed = replace(account, status=AccountStatus.DEACTIVATED)
     return closed, AccountDeactivated(
         registration_id=account.registration_id,

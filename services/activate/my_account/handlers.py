@@ -23,6 +23,7 @@ from services.activate.my_account import domain as rules
 from services.activate.my_account.domain import ContactLink, ContactLinkState
 from services.activate.sessions.domain import Session
 from services.activate.sessions.handlers import end_all_sessions
+from services.activate.sign_in import handlers as sign_in_handlers
 from services.activate.tokens import LinkMaker
 from shared.errors import Invalid, Unauthorized
 from shared.unit_of_work import UnitOfWork
@@ -42,6 +43,23 @@ def _credentials(uow: UnitOfWork, registration_id: str) -> Credentials:
 
 def _right(hasher: PasswordHasher, credentials: Credentials, current_password: str) -> bool:
     return bool(current_password) and passwords.verify(hasher, credentials.password_hash, current_password)
+
+
+def _verified(
+    hasher: PasswordHasher,
+    uow: UnitOfWork,
+    registration_id: str,
+    refusal: str,
+    errors: dict[str, list[str]],
+    current_password: str,
+) -> Credentials:
+    """The account's credentials, checked against the current password typed; `Invalid` with
+    `refusal` when the form has faults or the current password is wrong."""
+    verified = _credentials(uow, registration_id)
+    problem = rules.refused(refusal, errors, _right(hasher, verified, current_password))
+    if problem is not None:
+        raise problem
+    return verified
 
 
 def _still_current(uow: UnitOfWork, registration_id: str, verified: Credentials) -> Credentials:
@@ -87,17 +105,11 @@ def change_password(cmd: ChangePassword, uow: UnitOfWork, hasher: PasswordHasher
     """A new password (step 4's rules); every other session of the account ends; PasswordChanged."""
     registration_id = cmd.session.registration_id
     account = my_account(cmd.session, uow)
-    verified = _credentials(uow, registration_id)
     form = rules.check_password_change(
         cmd.current_password, cmd.password, cmd.password_confirmation, domain.personal_data(account)
     )
-    problem = rules.refused(
-        "Le changement de mot de passe contient des erreurs.",
-        form.errors,
-        _right(hasher, verified, form.current_password),
-    )
-    if problem is not None:
-        raise problem
+    refusal = "Le changement de mot de passe contient des erreurs."
+    verified = _verified(hasher, uow, registration_id, refusal, form.errors, form.current_password)
     new_hash = passwords.hash_secret(hasher, form.password)
 
     def record() -> Account:
@@ -105,6 +117,7 @@ def change_password(cmd: ChangePassword, uow: UnitOfWork, hasher: PasswordHasher
         stored = _still_current(uow, registration_id, verified)
         uow.credentials.save(registration_id, replace(stored, password_hash=new_hash))
         end_all_sessions(uow, registration_id, keep=cmd.session.session_hash)
+        sign_in_handlers.after_password_change(uow, current)
         uow.publish(rules.password_changed(current))
         return current
 
@@ -123,15 +136,9 @@ def change_secret_question(cmd: ChangeSecretQuestion, uow: UnitOfWork, hasher: P
     """A new secret question and answer (the answer hashed as at step 4)."""
     registration_id = cmd.session.registration_id
     my_account(cmd.session, uow)
-    verified = _credentials(uow, registration_id)
     form = rules.check_secret_question_change(cmd.current_password, cmd.secret_question, cmd.secret_answer)
-    problem = rules.refused(
-        "Le changement de question secrète contient des erreurs.",
-        form.errors,
-        _right(hasher, verified, form.current_password),
-    )
-    if problem is not None:
-        raise problem
+    refusal = "Le changement de question secrète contient des erreurs."
+    verified = _verified(hasher, uow, registration_id, refusal, form.errors, form.current_password)
     answer_hash = passwords.hash_secret(hasher, form.secret_answer)
 
     def record() -> Account:
@@ -213,26 +220,28 @@ def deactivate_account(cmd: DeactivateAccount, uow: UnitOfWork, hasher: Password
     AccountDeactivated. A gestionnaire principal is refused (409) before the password is asked."""
     registration_id = cmd.session.registration_id
     rules.ensure_can_leave(my_account(cmd.session, uow))
-    verified = _credentials(uow, registration_id)
     current = domain.normalise_password(cmd.current_password)
-    problem = rules.refused(
-        "La désactivation du compte contient des erreurs.",
-        {} if current else {"current_password": [rules.MISSING_CURRENT_PASSWORD]},
-        _right(hasher, verified, current),
-    )
-    if problem is not None:
-        raise problem
+    missing = {} if current else {"current_password": [rules.MISSING_CURRENT_PASSWORD]}
+    refusal = "La désactivation du compte contient des erreurs."
+    verified = _verified(hasher, uow, registration_id, refusal, missing, current)
 
     def record() -> Account:
         account = my_account(cmd.session, uow)
+        rules.ensure_can_leave(account)
         _still_current(uow, registration_id, verified)
-        closed, event = rules.deactivate(account)
-        login = domain.login_key(account.login_email)
-        if rules.holds_login(account, uow.active_logins.owner(login)):
-            uow.my_account.release_login(login)
-        uow.accounts.save(closed)
-        end_all_sessions(uow, registration_id)
-        uow.publish(event)
-        return closed
+        return deactivate(uow, account)
 
     return uow.run(record)
+
+
+def deactivate(uow: UnitOfWork, account: Account) -> Account:
+    """Within the caller's transaction: the account deactivated, its login email free again,
+    every session ended, AccountDeactivated (ids only)."""
+    closed, event = rules.deactivate(account)
+    login = domain.login_key(account.login_email)
+    if rules.holds_login(account, uow.active_logins.owner(login)):
+        uow.my_account.release_login(login)
+    uow.accounts.save(closed)
+    end_all_sessions(uow, account.registration_id)
+    uow.publish(event)
+    return closed

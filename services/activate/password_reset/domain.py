@@ -21,10 +21,9 @@ from enum import StrEnum
 from typing import TypeGuard
 
 from services.activate import domain
-from services.activate.domain import Account, Credentials, NewLink
+from services.activate.domain import Account, Credentials, NewLink, sealed_link, to_holder
 from shared.contracts import PasswordChanged, PasswordResetRequested
 from shared.errors import Gone, Invalid
-from shared.timestamps import iso_utc
 
 MAX_ANSWERS = 5
 
@@ -117,16 +116,7 @@ def may_reset(account: Account | None) -> TypeGuard[Account]:
 def issue(account: Account, link: NewLink) -> tuple[ResetLink, PasswordResetRequested]:
     """The link to store (it becomes the account's current one) and the event that emails it."""
     record = ResetLink(link.token_hash, account.registration_id, link.expires_at)
-    return record, PasswordResetRequested(
-        registration_id=account.registration_id,
-        account_id=account.account_id,
-        login_email=account.login_email,
-        first_name=account.first_name,
-        last_name=account.last_name,
-        sealed_token=link.sealed_token,
-        token_expires_at=iso_utc(link.expires_at),
-        ttl_seconds=link.ttl_seconds,
-    )
+    return record, PasswordResetRequested(**to_holder(account), **sealed_link(link))
 
 
 # --- the link ------------------------------------------------------------------------------------
@@ -245,14 +235,7 @@ def reset(
     return (
         replace(link, state=ResetState.USED),
         changed,
-        PasswordChanged(
-            registration_id=account.registration_id,
-            account_id=account.account_id,
-            reason=CHANGE_REASON,
-            login_email=account.login_email,
-            first_name=account.first_name,
-            last_name=account.last_name,
-        ),
+        PasswordChanged(**to_holder(account), reason=CHANGE_REASON),
     )
 
 

@@ -23,6 +23,7 @@ from services.activate.password_reset.domain import (
     ResetPage,
 )
 from services.activate.sessions import handlers as session_handlers
+from services.activate.sign_in import handlers as sign_in_handlers
 from services.activate.tokens import LinkMaker
 from shared.errors import Invalid
 from shared.unit_of_work import UnitOfWork
@@ -148,5 +149,6 @@ def _record_reset(
     uow.password_resets.forget_current(account.registration_id)
     uow.credentials.save(account.registration_id, changed)
     session_handlers.end_all_sessions(uow, account.registration_id)
+    sign_in_handlers.after_password_change(uow, account)
     uow.publish(event)
     return account

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from flask import render_template, request
 
-from services.activate.domain import LOGIN_EMAIL_MAX_LENGTH
-from services.activate.pages import PASSWORD_HINT
+from services.activate.pages import PASSWORD_HINT, login_email_request_fields
 from services.activate.password_reset import api
 from services.activate.password_reset.domain import (
     PASSWORD_CHANGED,
@@ -80,18 +79,8 @@ def _request_form(login_email: str, errors: dict[str, list[str]]):
         title="Mot de passe oublié",
         step=None,
         validity=_validity(),
-        **_request_fields(login_email, errors),
+        **login_email_request_fields(login_email, errors, LABELS),
     )
-
-
-def _request_fields(login_email: str, errors: dict[str, list[str]]) -> dict[str, object]:
-    """What `activate/password_reset_request_form.html` shows."""
-    return {
-        "login_email": login_email,
-        "errors": errors,
-        "labels": LABELS,
-        "max_length": LOGIN_EMAIL_MAX_LENGTH,
-    }
 
 
 # --- the emailed link ----------------------------------------------------------------------------
@@ -160,6 +149,6 @@ def _gone_page(title: str, message: str, status: int):
         step=None,
         validity=_validity(),
         sign_in=SIGN_IN_PAGE,
-        **_request_fields("", {}),
+        **login_email_request_fields("", {}, LABELS),
     )
     return page, status

@@ -30,6 +30,7 @@ blp = Blueprint(
     url_prefix="/activate/api",
     description="Sécurité du compte : l'application d'authentification (TOTP) et ses codes de secours",
 )
+session_web.guard_cookie_api(blp, session_paths="/activate/api/me")
 
 
 def wiring() -> Activate:

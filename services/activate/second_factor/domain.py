@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import pyotp
 import segno
 
-from services.activate.domain import Account
+from services.activate.domain import Account, to_holder
 from services.activate.sign_in.codes import is_six_digits, same
 from shared.contracts import SecondFactorEnrolled, SecondFactorRemoved
 from shared.errors import Conflict, Gone, Invalid
@@ -195,22 +195,8 @@ def after_recovery(factor: SecondFactor, used_hash: str) -> SecondFactor:
 
 
 def enrolled_event(account: Account) -> SecondFactorEnrolled:
-    return SecondFactorEnrolled(
-        registration_id=account.registration_id,
-        account_id=account.account_id,
-        method=METHOD,
-        login_email=account.login_email,
-        first_name=account.first_name,
-        last_name=account.last_name,
-    )
+    return SecondFactorEnrolled(**to_holder(account), method=METHOD)
 
 
 def removed_event(account: Account) -> SecondFactorRemoved:
-    return SecondFactorRemoved(
-        registration_id=account.registration_id,
-        account_id=account.account_id,
-        method=METHOD,
-        login_email=account.login_email,
-        first_name=account.first_name,
-        last_name=account.last_name,
-    )
+    return SecondFactorRemoved(**to_holder(account), method=METHOD)

@@ -19,7 +19,7 @@ from services.activate.bootstrap import Activate
 from services.activate.sessions.domain import Session
 from services.activate.sessions.handlers import resume_session
 from shared.bootstrap import wiring_of
-from shared.errors import Unauthorized
+from shared.errors import Forbidden, Unauthorized
 from shared.settings import Settings
 
 COOKIE = "portail_session"
@@ -36,6 +36,29 @@ def current_session() -> Session:
         wiring: Activate = wiring_of()
         g.portal_session = resume_session(session_id(), wiring.uow())
     return g.portal_session
+
+
+def guard_cookie_api(blueprint: Any, *, session_paths: str | None = None) -> None:
+    """Before any view of this API blueprint: a state change from another origin is refused (403;
+    the API is authenticated by its cookie, so a form on another site must not drive it: browsers
+    name their origin on every cross-site POST); and under `session_paths` (e.g. `/activate/api/me`)
+    the session is checked first, so that a call without one is a 401 whatever its body."""
+
+    @blueprint.before_request
+    def _guard() -> None:
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not _same_origin():
+            raise Forbidden("Requête refusée : elle ne vient pas du portail.")
+        if session_paths is not None and request.path.startswith(session_paths):
+            current_session()
+
+
+def _same_origin() -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser's cross-site request (browsers send Origin with every such POST)
+    wiring: Activate = wiring_of()
+    own = {request.host_url.rstrip("/"), wiring.settings.public_base_url.rstrip("/")}
+    return origin.rstrip("/") in own
 
 
 def set_session_cookie(response: Response, new_session_id: str, settings: Settings) -> Response:

@@ -37,6 +37,7 @@ blp = Blueprint(
     description="Connexion : mot de passe, puis second facteur (code reçu par courriel, application "
     "d'authentification ou code de secours) ; déconnexion",
 )
+session_web.guard_cookie_api(blp)
 
 
 # --- what the API and the pages call ----------------------------------------------------------------

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from services.activate.domain import Account
+from services.activate.domain import Account, to_holder
 from shared.contracts import AccountLocked, DomainEvent, SignedIn, SignInFailed
 from shared.errors import Gone, TooManyAttempts, Unauthorized
 from shared.timestamps import iso_utc
@@ -135,16 +135,7 @@ def failure_events(
             SignInFailed(registration_id=account.registration_id, account_id=account.account_id, stage=stage)
         )
     if newly_locked(before, after, now):
-        events.append(
-            AccountLocked(
-                registration_id=account.registration_id,
-                account_id=account.account_id,
-                login_email=account.login_email,
-                first_name=account.first_name,
-                last_name=account.last_name,
-                locked_until=iso_utc(after.locked_until),
-            )
-        )
+        events.append(AccountLocked(**to_holder(account), locked_until=iso_utc(after.locked_until)))
     return events
 
 

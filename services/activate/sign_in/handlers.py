@@ -20,7 +20,7 @@ from functools import cached_property
 from argon2 import PasswordHasher
 
 from services.activate import domain, passwords
-from services.activate.domain import Account
+from services.activate.domain import Account, to_holder
 from services.activate.second_factor import domain as second_factor
 from services.activate.second_factor.domain import SecondFactor
 from services.activate.sessions import handlers as session_handlers
@@ -167,17 +167,21 @@ def _open(uow: UnitOfWork, opening: _Opening, challenge_hash: str, code: NewCode
     if emailed:
         uow.publish(
             SignInCodeIssued(
-                registration_id=registration_id,
-                account_id=account.account_id,
-                login_email=account.login_email,
-                first_name=account.first_name,
-                last_name=account.last_name,
+                **to_holder(account),
                 sealed_code=code.sealed,
                 code_expires_at=iso_utc(challenge.expires_at),
                 ttl_seconds=ttl,
             )
         )
     return challenge, totp
+
+
+def after_password_change(uow: UnitOfWork, account: Account) -> None:
+    """Within a reset's or a change's transaction: a sign-in opened with the old password can no
+    longer be completed with its code, and the login's failures are forgotten (the holder who
+    proved their email and secret answer is never left locked out by a stranger's tries)."""
+    _void_latest(uow, account.registration_id)
+    uow.sign_in_failures.forget(sign_in.throttle_key(domain.login_key(account.login_email)))
 
 
 def _void_latest(uow: UnitOfWork, registration_id: str) -> None:
