@@ -1,7 +1,8 @@
 """The one Celery app: Redis broker, explicit queues and routes, the beat schedule.
 
 `celery -A shared.celery_app worker -Q emails,sweeps` and `celery -A shared.celery_app beat`.
-Tasks live with the service whose data they touch (`services/*/tasks.py`).
+Tasks live with the service whose data they touch (`services/*/tasks.py`); the trim of the event
+streams by age, which touches every service's streams, in `shared/retention_tasks.py`.
 
 Its signals, for every task of any app of this process: a task's log lines carry the
 `registration_id` of its arguments; retries and failures are counted by task name (what a task
@@ -31,6 +32,7 @@ TASK_MODULES = [
     "services.activate.tasks",
     "services.identify.tasks",
     "services.structure.tasks",
+    "shared.retention_tasks",
 ]
 
 
@@ -60,6 +62,7 @@ def make_celery(settings: Settings) -> PortalCelery:
             "activate.*": {"queue": "sweeps"},
             "identify.*": {"queue": "sweeps"},
             "structure.*": {"queue": "sweeps"},
+            "retention.*": {"queue": "sweeps"},
         },
         task_serializer="json",
         accept_content=["json"],
@@ -83,6 +86,10 @@ def make_celery(settings: Settings) -> PortalCelery:
             },
             "release-unclaimed-structures": {
                 "task": "structure.release_unclaimed_structures",
+                "schedule": float(settings.expiry_sweep_seconds),
+            },
+            "trim-event-streams": {
+                "task": "retention.trim_event_streams",
                 "schedule": float(settings.expiry_sweep_seconds),
             },
             "verify-structures": {

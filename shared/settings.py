@@ -141,6 +141,10 @@ class Settings:
     event_claim_idle_ms: int = 30000
     event_max_deliveries: int = 5
     event_stream_maxlen: int = 1_000_000
+    # Stream entries older than this are trimmed once every consumer group has handled them
+    # (shared/retention.py); the dead letters, which hold whole events, at their own retention.
+    event_retention_seconds: int = 7 * 24 * 3600
+    dead_letter_retention_seconds: int = 30 * 24 * 3600
     email_retry_backoff_max: int = 60
     email_max_retries: int = 60
     # Anti-automation (shared/limits.py): off only for tests that run many flows from one address.
@@ -218,6 +222,12 @@ class Settings:
             event_claim_idle_ms=_int(env, "EVENT_CLAIM_IDLE_MS", defaults.event_claim_idle_ms, 1),
             event_max_deliveries=_int(env, "EVENT_MAX_DELIVERIES", defaults.event_max_deliveries, 1),
             event_stream_maxlen=_int(env, "EVENT_STREAM_MAXLEN", defaults.event_stream_maxlen, 1000),
+            event_retention_seconds=_int(
+                env, "EVENT_RETENTION_SECONDS", defaults.event_retention_seconds, 60
+            ),
+            dead_letter_retention_seconds=_int(
+                env, "DEAD_LETTER_RETENTION_SECONDS", defaults.dead_letter_retention_seconds, 60
+            ),
             email_retry_backoff_max=_int(env, "EMAIL_RETRY_BACKOFF_MAX", defaults.email_retry_backoff_max, 1),
             email_max_retries=_int(env, "EMAIL_MAX_RETRIES", defaults.email_max_retries, 0),
             rate_limits_enabled=_bool(env, "RATE_LIMITS_ENABLED", defaults.rate_limits_enabled),

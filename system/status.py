@@ -2,7 +2,9 @@
 
 For each event stream: its length and, per consumer group, the consumers, the entries delivered
 but not acknowledged (pending), the entries not delivered yet (lag) and the last delivered id;
-the dead letters (never their event, which holds personal data); the Celery queues.
+the dead letters (never their event, which holds personal data); the Celery queues. Under a
+stream whose trim by age is held back (shared/retention.py), the groups that hold it and the id
+the trim waits at.
 
 Lag: Redis 7 reports it in XINFO GROUPS. Redis 6.2 does not (nor does 7 after some trims and
 deletions); it is then counted with XRANGE after the last delivered id, up to `LAG_SCAN_LIMIT`
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -22,6 +25,7 @@ from kombu.transport.redis import Channel
 
 from shared.bus import DEAD_LETTERS
 from shared.metrics import CELERY_QUEUES, STREAM_PATTERN, queue_lengths
+from shared.retention import stream_trim_point
 from shared.settings import Settings, SettingsError
 from shared.store import connect, public_url
 from system.dead_letters import DeadLetter, read_letter
@@ -44,6 +48,9 @@ class StreamStatus:
     name: str
     length: int
     groups: list[GroupStatus] = field(default_factory=list)
+    # The trim by age waits for these groups, at `trim_waits_at` (before the age cut-off).
+    trim_held_by: list[str] = field(default_factory=list)
+    trim_waits_at: str | None = None
 
 
 @dataclass
@@ -70,13 +77,21 @@ class Status:
 
 
 def collect(
-    client: redis.Redis, queues: Sequence[str], redis_url: str = "", dead_letter_count: int = 5
+    client: redis.Redis,
+    queues: Sequence[str],
+    redis_url: str = "",
+    dead_letter_count: int = 5,
+    event_retention_seconds: int = Settings.event_retention_seconds,
+    now: float | None = None,
 ) -> Status:
     """Read everything the report shows; `client` must decode responses."""
+    now = time.time() if now is None else now
     return Status(
         redis_url=public_url(redis_url),
         redis_version=str(client.info("server").get("redis_version", "?")),
-        streams=[_stream_status(client, name) for name in _event_streams(client)],
+        streams=[
+            _stream_status(client, name, event_retention_seconds, now) for name in _event_streams(client)
+        ],
         dead_letters=_dead_letters(client, dead_letter_count),
         queues=[QueueStatus(name, length) for name, length in queue_lengths(client, queues).items()],
         unacked=client.hlen(Channel.unacked_key),
@@ -87,7 +102,7 @@ def _event_streams(client: redis.Redis) -> list[str]:
     return sorted(set(client.scan_iter(match=STREAM_PATTERN, _type="stream", count=1000)))
 
 
-def _stream_status(client: redis.Redis, stream: str) -> StreamStatus:
+def _stream_status(client: redis.Redis, stream: str, retention_seconds: int, now: float) -> StreamStatus:
     groups = [
         GroupStatus(
             name=info["name"],
@@ -98,7 +113,14 @@ def _stream_status(client: redis.Redis, stream: str) -> StreamStatus:
         )
         for info in client.xinfo_groups(stream)
     ]
-    return StreamStatus(stream, client.xlen(stream), sorted(groups, key=lambda g: g.name))
+    trim = stream_trim_point(client, stream, retention_seconds, now)
+    return StreamStatus(
+        stream,
+        client.xlen(stream),
+        sorted(groups, key=lambda g: g.name),
+        trim_held_by=list(trim.held_by),
+        trim_waits_at=str(trim.min_id) if trim.held_by else None,
+    )
 
 
 def _lag(client: redis.Redis, stream: str, info: dict) -> int | None:
@@ -122,6 +144,10 @@ def render_text(status: Status) -> str:
         lines.append("  aucun flux events:*")
     for stream in status.streams:
         lines.append(f"  {stream.name}  —  {stream.length} entrée(s)")
+        if stream.trim_held_by:
+            lines.append(
+                f"      purge par âge retenue à {stream.trim_waits_at} par : {', '.join(stream.trim_held_by)}"
+            )
         if not stream.groups:
             lines.append("      aucun groupe de consommateurs")
             continue
@@ -176,7 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     client = connect(settings)
     try:
-        status = collect(client, CELERY_QUEUES, settings.redis_url, max(args.dead_letters, 0))
+        status = collect(
+            client,
+            CELERY_QUEUES,
+            settings.redis_url,
+            max(args.dead_letters, 0),
+            settings.event_retention_seconds,
+        )
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         print(f"Redis injoignable à {public_url(settings.redis_url)} : {exc}", file=sys.stderr)
         return 1
