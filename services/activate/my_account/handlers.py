@@ -48,15 +48,23 @@ def _right(hasher: PasswordHasher, credentials: Credentials, current_password: s
 def _verified(
     hasher: PasswordHasher,
     uow: UnitOfWork,
-    registration_id: str,
+    account: Account,
     refusal: str,
     errors: dict[str, list[str]],
     current_password: str,
 ) -> Credentials:
     """The account's credentials, checked against the current password typed; `Invalid` with
-    `refusal` when the form has faults or the current password is wrong."""
-    verified = _credentials(uow, registration_id)
-    problem = rules.refused(refusal, errors, _right(hasher, verified, current_password))
+    `refusal` when the form has faults or the current password is wrong. A wrong one counts as a
+    failed sign-in does against the login email (429 once too many), so that a session left open
+    does not let anyone try passwords at will."""
+    sign_in_handlers.ensure_login_not_locked(uow, account)
+    verified = _credentials(uow, account.registration_id)
+    right = _right(hasher, verified, current_password)
+    if current_password and not right:
+        locked = uow.run(sign_in_handlers.count_password_failure, uow, account)
+        if locked is not None:
+            raise locked
+    problem = rules.refused(refusal, errors, right)
     if problem is not None:
         raise problem
     return verified
@@ -109,7 +117,7 @@ def change_password(cmd: ChangePassword, uow: UnitOfWork, hasher: PasswordHasher
         cmd.current_password, cmd.password, cmd.password_confirmation, domain.personal_data(account)
     )
     refusal = "Le changement de mot de passe contient des erreurs."
-    verified = _verified(hasher, uow, registration_id, refusal, form.errors, form.current_password)
+    verified = _verified(hasher, uow, account, refusal, form.errors, form.current_password)
     new_hash = passwords.hash_secret(hasher, form.password)
 
     def record() -> Account:
@@ -135,10 +143,10 @@ class ChangeSecretQuestion:
 def change_secret_question(cmd: ChangeSecretQuestion, uow: UnitOfWork, hasher: PasswordHasher) -> Account:
     """A new secret question and answer (the answer hashed as at step 4)."""
     registration_id = cmd.session.registration_id
-    my_account(cmd.session, uow)
+    account = my_account(cmd.session, uow)
     form = rules.check_secret_question_change(cmd.current_password, cmd.secret_question, cmd.secret_answer)
     refusal = "Le changement de question secrète contient des erreurs."
-    verified = _verified(hasher, uow, registration_id, refusal, form.errors, form.current_password)
+    verified = _verified(hasher, uow, account, refusal, form.errors, form.current_password)
     answer_hash = passwords.hash_secret(hasher, form.secret_answer)
 
     def record() -> Account:
@@ -219,11 +227,12 @@ def deactivate_account(cmd: DeactivateAccount, uow: UnitOfWork, hasher: Password
     """The account is deactivated: every session ends, its login email is free again,
     AccountDeactivated. A gestionnaire principal is refused (409) before the password is asked."""
     registration_id = cmd.session.registration_id
-    rules.ensure_can_leave(my_account(cmd.session, uow))
+    account = my_account(cmd.session, uow)
+    rules.ensure_can_leave(account)
     current = domain.normalise_password(cmd.current_password)
     missing = {} if current else {"current_password": [rules.MISSING_CURRENT_PASSWORD]}
     refusal = "La désactivation du compte contient des erreurs."
-    verified = _verified(hasher, uow, registration_id, refusal, missing, current)
+    verified = _verified(hasher, uow, account, refusal, missing, current)
 
     def record() -> Account:
         account = my_account(cmd.session, uow)
