@@ -9,24 +9,30 @@ equivalent spelling), headers but the hop-by-hop ones, body, status, every `Set-
 redirect followed, nothing decompressed.
 
 Nothing is sent twice on its own (`retries=False`): a POST that fails on the way may have been
-handled, so it comes back as a 502 and the client decides. One exception, the price of keeping
-connections: the services' gunicorn closes a connection idle for 2 s (its `keepalive`), and a
-request can be sent just as it does. A GET, HEAD or OPTIONS (body, if any, in hand) whose pooled
-connection closes before any answer is sent once more, on a new connection: it is safe to repeat.
+handled, so it comes back as a 502 and the client decides. Which is why the gateway, not the
+service, must be the one to close an idle connection: the services' gunicorn closes one idle for
+its `--keep-alive` (5 s in the Procfile), and a request sent on it just then fails unanswered. A
+kept connection idle for `idle_max` (2 s) is therefore closed by the gateway before it is used
+(`_KeptConnection`), as a load balancer's idle timeout is kept below its targets' keep-alive.
+Should a service close one sooner all the same (a restarted worker), a GET, HEAD or OPTIONS (body,
+if any, in hand) whose pooled connection closes before any answer is sent once more, on a new
+connection: it is safe to repeat.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import IO
 from urllib.parse import quote
 
 import urllib3
+from urllib3.connection import HTTPConnection
 from urllib3.exceptions import HTTPError, ProtocolError
-from urllib3.util import SKIP_HEADER
+from urllib3.util import SKIP_HEADER, parse_url
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wsgi import get_input_stream
 
@@ -79,18 +85,14 @@ class Forwarder:
         maxsize: int = 16,
         connect_timeout: float = 2.0,
         read_timeout: float = 60.0,
+        idle_max: float = 2.0,
     ) -> None:
         self.app = app
         timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         # maxsize: at least the threads of a gateway worker, so that none closes a connection it
         # could keep; block=False: past it, a request opens a connection of its own.
         self.routes = [
-            (
-                prefix,
-                urllib3.connection_from_url(
-                    url, maxsize=maxsize, block=False, retries=False, timeout=timeout
-                ),
-            )
+            (prefix, _pool(url, idle_max, maxsize=maxsize, block=False, retries=False, timeout=timeout))
             for prefix, url in targets.items()
         ]
 
@@ -152,6 +154,42 @@ class Forwarder:
                 raise  # a stream is read: it cannot be sent again
             log.info("%s %s:%s: connection closed (%s), sent again", method, pool.host, pool.port, error)
             return send()
+
+
+class _KeptConnection(HTTPConnection):
+    """A connection to a service that counts as dropped once idle for `idle_max` seconds, so that
+    its pool closes it and opens a new one rather than race the service closing it.
+
+    Idle is counted from the moment the last answer's headers arrived: later than the service
+    finished sending, so the count errs on the side of closing early."""
+
+    def __init__(self, *args, idle_max: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.idle_max = idle_max
+        self.answered_at: float | None = None
+
+    def getresponse(self):  # noqa: ANN201 (urllib3's own HTTPResponse)
+        response = super().getresponse()
+        self.answered_at = time.monotonic()
+        return response
+
+    @property
+    def is_connected(self) -> bool:
+        if self.answered_at is not None and time.monotonic() - self.answered_at >= self.idle_max:
+            return False
+        return super().is_connected
+
+
+class _KeptConnectionPool(urllib3.HTTPConnectionPool):
+    """Options the pool does not know itself (`idle_max`) go to each `_KeptConnection`."""
+
+    ConnectionCls = _KeptConnection
+
+
+def _pool(url: str, idle_max: float, **options) -> urllib3.HTTPConnectionPool:
+    """Connections to `url` (http: the services listen on loopback or a private network)."""
+    parsed = parse_url(url)
+    return _KeptConnectionPool(parsed.host, parsed.port or 80, idle_max=idle_max, **options)
 
 
 class _Streamed:

@@ -122,7 +122,10 @@ def test_redis_restart_mid_batch(start_system, report):
     assert not problems
     assert not dead
     odd = {"503 not in JSON", "503 with a traceback or odd body"}
-    assert not [k for k in driver.tally.counts if k.startswith("unexpected") or k in odd]
+    unusual = {
+        k: driver.tally.samples.get(k) for k in driver.tally.counts if k.startswith("unexpected") or k in odd
+    }
+    assert not unusual, f"{unusual}; gateway log:\n{system.tail('gateway')}"
     result.assert_clean(system)
 
 

@@ -25,6 +25,7 @@ import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from system.forwarding import Forwarder
 from system.gateway import SERVICES, create_app
 from tests.servers import free_port
 
@@ -358,6 +359,23 @@ def test_sequential_requests_share_one_upstream_connection(recorder, gateway_to)
     seen = recorder.seen()
     assert len(seen) == 20
     assert len({request["port"] for request in seen}) == 1
+
+
+def test_a_connection_idle_past_idle_max_is_closed_by_the_gateway_not_reused(recorder):
+    """Before the service's keep-alive runs out (2 s for this gunicorn): a POST sent on a kept
+    connection just as the service closes it would fail unanswered, and is not sent again."""
+    server = serve(Forwarder(Response("elsewhere", 404), {"/identify/": recorder.url}, idle_max=0.5))
+    try:
+        port = server.server_port
+        assert send(port, "GET", "/identify/a").status == 200
+        assert send(port, "POST", "/identify/b", body=b"{}").status == 200  # at once: kept
+        time.sleep(0.7)  # past idle_max, well before gunicorn's keep-alive
+        assert send(port, "POST", "/identify/c", body=b"{}").status == 200
+        ports = [request["port"] for request in recorder.seen()]
+        assert ports[0] == ports[1] != ports[2]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_service_down_is_a_502_in_json(gateway_to):
