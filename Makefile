@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install browser-deps tool-deps status dead-letters sirene-import bench clean
+.PHONY: run test lint install browser-deps tool-deps status dead-letters erase sirene-import bench clean
 
 # Browser tests drive Debian's Chromium with Playwright and check pages with axe-core (npm).
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -59,6 +59,11 @@ status: $(STAMP)
 
 dead-letters: $(STAMP)
 	$(PY) -m system.dead_letters $(or $(ARGS),list)
+
+# An account erased at its holder's request (RGPD art. 17), as its deactivation from « Mon compte »:
+# make erase ARGS="--login-email x@example.fr" (or --account-id, --registration-id).
+erase: $(STAMP)
+	$(PY) -m system.erase $(ARGS)
 
 # INSEE's SIRENE stock files (SIRENE_DIR) into the store every structure process reads (SIRENE_DB).
 sirene-import: $(STAMP)

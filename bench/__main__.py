@@ -14,12 +14,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import bus, emails, endpoints, flows, hashing, report, sign_in, sirene_store
+from bench import bus, emails, endpoints, flows, hashing, production, report, sign_in, sirene_store
 from bench.harness import ROOT, Result, cpu_ticks, machine, say
 from bench.profile import Sampler
 from bench.system import own_redis
 
-BENCHMARKS = ("flows", "bus", "emails", "endpoints", "sirene-store", "sign-in")
+BENCHMARKS = ("flows", "bus", "emails", "endpoints", "sirene-store", "sign-in", "production")
 
 
 def sizes(quick: bool) -> dict[str, dict]:
@@ -31,6 +31,8 @@ def sizes(quick: bool) -> dict[str, dict]:
             "endpoints": {"seconds": 2},
             "sirene-store": {"establishments": 100_000, "lookups": 5_000, "searches": 50},
             "sign-in": {"clients": 8, "seconds": 10, "warm_up": 3},
+            "production": {"clients": 8, "seconds": 3, "warm_up": 1.5, "profile_seconds": 3}
+            | {"fence_requests": 20, "fence_rounds": 2},
         }
     return {
         "flows": {"clients": 16, "seconds": 30, "warm_up": 5},
@@ -39,6 +41,8 @@ def sizes(quick: bool) -> dict[str, dict]:
         "endpoints": {"seconds": 5},
         "sirene-store": {"establishments": 2_000_000, "lookups": 50_000, "searches": 300},
         "sign-in": {"clients": 16, "seconds": 30, "warm_up": 5},
+        "production": {"clients": 16, "seconds": 30, "warm_up": 5, "profile_seconds": 30}
+        | {"fence_requests": 200, "fence_rounds": 4},
     }
 
 
@@ -52,6 +56,8 @@ def run_one(
         return flows.run(work, hash_cost, profile=profile, **size), machine(since=started)
     if name == "sign-in":
         return sign_in.run(work, hash_cost, profile=profile, **size), machine(since=started)
+    if name == "production":  # profiles a stretch of its own in every run
+        return production.run(work, hash_cost, **size), machine(since=started)
     sampler = Sampler(os.getpid(), work / f"{name}.spy") if profile else None
     try:
         return _run_with_redis(name, work, hash_cost, size, started)

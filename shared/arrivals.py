@@ -67,14 +67,21 @@ class Awaiting(Protocol):
 
 
 class Arrivals:
-    """The records that `group`'s consumer makes from the events of type `event_type`."""
+    """The records that `group`'s consumer makes from the events of type `event_type` (or of
+    any of `more_types`: activate opens an account from StructureConfirmed or AttachmentRequested)."""
 
     def __init__(
-        self, client: redis.Redis, group: str, event_type: str, *, timeout: float, max_waiting: int
+        self,
+        client: redis.Redis,
+        group: str,
+        event_type: str,
+        *more_types: str,
+        timeout: float,
+        max_waiting: int,
     ) -> None:
         self.redis = client
         self.group = group
-        self.stream = stream_for(event_type)
+        self.streams = tuple(stream_for(kind) for kind in (event_type, *more_types))
         self.timeout = timeout
         self._slots = threading.BoundedSemaphore(max(1, max_waiting))
         self._listener: _Listener | None = None
@@ -98,7 +105,7 @@ class Arrivals:
             self._slots.release()
 
     def outstanding(self) -> bool:
-        return has_unhandled(self.redis, self.group, self.stream)
+        return any(has_unhandled(self.redis, self.group, stream) for stream in self.streams)
 
     def _wait(self, subject: str, fetch: Callable[[], T | None]) -> T | None:
         deadline = time.monotonic() + self.timeout

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import redis
 from flask import Blueprint, Flask, current_app
 
-from shared import limits, logs, web
+from shared import idempotency, limits, logs, web
 from shared.arrivals import Arrivals
 from shared.bus import Consumer, Handler, UnitOfWorkFactory
 from shared.http_api import add_health_routes, create_service_app
@@ -42,13 +42,15 @@ class Wiring:
     clock: Clock = field(default=time.time)
 
 
-def arrivals(wiring: Wiring, group: str, event_type: str) -> Arrivals:
-    """The records `group`'s consumer makes from `event_type`, for requests to wait on."""
+def arrivals(wiring: Wiring, group: str, event_type: str, *more_types: str) -> Arrivals:
+    """The records `group`'s consumer makes from `event_type` (or `more_types`), for requests to
+    wait on."""
     settings = wiring.settings
     return Arrivals(
         wiring.redis,
         group,
         event_type,
+        *more_types,
         timeout=settings.event_wait_seconds,
         max_waiting=settings.event_waits_per_process,
     )
@@ -70,11 +72,14 @@ def service_app(
     guards: Iterable[limits.Guard] = (),
     metrics_queues: Iterable[str] = (),
 ) -> Flask:
-    """A service's Flask app: its JSON API (OpenAPI at `/{service}/openapi.json`), its pages
-    with the shared layout, health and metrics (with the Celery `metrics_queues` its workers
-    take tasks from), rate limits, and `wiring` for its views."""
-    app, smorest = create_service_app(service, title, wiring.settings)
+    """A service's Flask app: its JSON API (OpenAPI at `/{service}/openapi.json`, every POST
+    honouring `Idempotency-Key`), its pages with the shared layout, health and metrics (with the
+    Celery `metrics_queues` its workers take tasks from), rate limits, and `wiring` for its views."""
+    app, smorest = create_service_app(
+        service, title, wiring.settings, spec_plugins=[idempotency.IdempotencyKeyPlugin(service)]
+    )
     app.extensions["portal_wiring"] = wiring
+    idempotency.install(app, service, wiring.redis, wiring.settings)
     for blueprint in api:
         smorest.register_blueprint(blueprint)
     pages = list(pages)

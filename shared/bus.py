@@ -37,6 +37,7 @@ import redis
 from shared import logs, metrics
 from shared.arrivals import handled_channel
 from shared.events import Event, stream_for
+from shared.replication import NotReplicated
 from shared.settings import Settings
 from shared.unit_of_work import RedisUnitOfWork, UnitOfWork
 
@@ -216,6 +217,12 @@ class Consumer:
             self._apply(delivery, event, self.handlers[self.streams[delivery.stream]])
         except redis.ConnectionError:
             raise
+        except NotReplicated:
+            # Committed and acknowledged on the primary: should it die before a replica has them,
+            # the entry is delivered again from the promoted replica, where it is still pending.
+            log.warning(
+                "%s %s handled; its replicas did not confirm it in time", delivery.stream, delivery.entry_id
+            )
         except Exception as exc:
             return exc
         self._counted[delivery.stream].handled()

@@ -25,7 +25,7 @@ from kombu import Queue
 from shared import logs, metrics
 from shared.redis_checks import check_durability
 from shared.settings import Settings
-from shared.store import connect
+from shared.store import broker_url, connect
 
 TASK_MODULES = [
     "services.notify.tasks",
@@ -52,7 +52,7 @@ class PortalCelery(Celery):
 
 
 def make_celery(settings: Settings) -> PortalCelery:
-    app = PortalCelery("portal", broker=settings.redis_url, include=TASK_MODULES)
+    app = PortalCelery("portal", broker=broker_url(settings), include=TASK_MODULES)
     app.settings = settings
     app.conf.update(
         task_queues=[Queue(name) for name in metrics.CELERY_QUEUES],
@@ -73,11 +73,18 @@ def make_celery(settings: Settings) -> PortalCelery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         # Back-offs stay far below this, so that no delayed task is delivered twice.
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={
+            "visibility_timeout": 3600,
+            **({"master_name": settings.redis_master_name} if settings.redis_sentinels else {}),
+        },
         worker_hijack_root_logger=False,
         beat_schedule={
             "expire-activation-tokens": {
                 "task": "activate.expire_activation_tokens",
+                "schedule": float(settings.expiry_sweep_seconds),
+            },
+            "expire-attachment-requests": {
+                "task": "activate.expire_attachment_requests",
                 "schedule": float(settings.expiry_sweep_seconds),
             },
             "expire-registrations": {

@@ -19,10 +19,11 @@ class Role(StrEnum):
 
 
 class LinkReason(StrEnum):
-    """Why an activation link went out: step 3, or a resend."""
+    """Why an activation link went out: step 3, a resend, or an attachment request approved."""
 
     CREATED = "created"
     RESENT = "resent"
+    APPROVED = "approved"
 
 
 ROLE_PRINCIPAL_MANAGER = Role.GESTIONNAIRE_PRINCIPAL
@@ -111,9 +112,12 @@ class _LinkToHolderData(_ToHolderData):
 
 
 class WorkspacesChosenData(_EventData):
+    """`token_expires_at`: when the account's first link expires; None for an attachment request,
+    whose link waits for the gestionnaire principal's approval (ApprovalRequested)."""
+
     account_id = fields.String(required=True)
     workspaces = fields.List(fields.String(), required=True)
-    token_expires_at = fields.DateTime(required=True)
+    token_expires_at = fields.DateTime(required=True, allow_none=True)
 
 
 class ActivationLinkIssuedData(_LinkToHolderData):
@@ -181,6 +185,77 @@ class StructureReleasedData(_EventData):
     released_at = fields.DateTime(required=True)
 
 
+# --- joining an existing structure (structure, activate) ------------------------------------------
+
+
+class AttachmentRequestedData(_EventData):
+    """Step 2 of a registration whose identifier already has a structure: the newcomer asks to
+    join it (structure). `company_name` is the structure's, for the emails; `user` the newcomer as
+    step 2 checked them. activate opens the registration's pending account, as StructureConfirmed
+    does, to become an UTILISATEUR of the structure once its gestionnaire principal approves."""
+
+    attachment_request_id = fields.String(required=True)
+    structure_id = fields.String(required=True)
+    company_name = fields.String(required=True)
+    user = fields.Nested(_PersonFacts, required=True)
+    features = fields.Nested(_Features, required=True)
+    requested_at = fields.DateTime(required=True)
+
+
+class _AttachmentFacts(_ToHolderData):
+    """An attachment request's event: the request, its structure, and the newcomer (`login_email`,
+    names) whom notify writes to."""
+
+    attachment_request_id = fields.String(required=True)
+    structure_id = fields.String(required=True)
+    company_name = fields.String(required=True)
+
+
+class ApprovalRequestedData(_AttachmentFacts):
+    """Step 3 done for an attachment request: it waits for the structure's gestionnaire principal,
+    whom notify emails (« Demande de rattachement ») at `manager_email` (their contact address)
+    with the newcomer's name and login email only. `manager_email` is None when the structure has
+    no active gestionnaire principal yet: the request waits all the same, unannounced."""
+
+    manager_email = fields.Email(required=True, allow_none=True)
+    manager_first_name = fields.String(load_default=None, allow_none=True)
+    manager_last_name = fields.String(load_default=None, allow_none=True)
+    expires_at = fields.DateTime(required=True)
+
+
+class AttachmentApprovedData(_AttachmentFacts):
+    """The gestionnaire principal approved: an activation link follows (ActivationLinkIssued,
+    reason `approved`), or, when the login email already has an active account (`joined`), that
+    account now belongs to the structure too and notify tells its holder."""
+
+    joined = fields.Boolean(required=True)
+    decided_at = fields.DateTime(required=True)
+
+
+class AttachmentRefusedData(_AttachmentFacts):
+    """The gestionnaire principal refused, with an optional `reason` that notify emails to the
+    newcomer; the registration ends (`refused`)."""
+
+    reason = fields.String(load_default=None, allow_none=True)
+    decided_at = fields.DateTime(required=True)
+
+
+class AttachmentExpiredData(_AttachmentFacts):
+    """Not decided within ATTACHMENT_TTL_SECONDS: the request is closed, notify tells the
+    newcomer, the registration expires."""
+
+    expired_at = fields.DateTime(required=True)
+
+
+class UserDetachedData(_EventData):
+    """A gestionnaire principal detached a user from their structure (« Mon compte »): the user's
+    account (`registration_id`, `account_id`) no longer belongs to `structure_id`; when it was its
+    only structure, the account is deactivated too (AccountDeactivated). Ids only."""
+
+    account_id = fields.String(required=True)
+    structure_id = fields.String(required=True)
+
+
 # --- « Mon compte » (activate): an active account changed by its holder ---------------------------
 
 
@@ -219,10 +294,23 @@ class ContactEmailChangedData(_EventData):
 
 
 class AccountDeactivatedData(_EventData):
-    """The holder deactivated their account: every session ended, the login email free again."""
+    """The holder deactivated their account: every session ended, the login email free again.
+
+    `registration_ids`: every registration whose records name the person (the account's own and
+    those of the attachment requests it joined structures by), whose personal data each service
+    erases from its own keys. Absent from older events: `registration_id` alone."""
 
     account_id = fields.String(required=True)
     structure_id = fields.String(required=True)
+    registration_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)), load_default=None, allow_none=True
+    )
+
+
+def deactivated_registrations(data: dict[str, Any]) -> list[str]:
+    """The registrations an AccountDeactivated's data (as loaded) names for erasure, its own first."""
+    named = data.get("registration_ids") or []
+    return list(dict.fromkeys([data["registration_id"], *named]))
 
 
 # --- sign-in and the second factor (activate) -----------------------------------------------------
@@ -341,7 +429,7 @@ class StructureConfirmed(DomainEvent):
 class WorkspacesChosen(DomainEvent):
     account_id: str
     workspaces: list[str]
-    token_expires_at: str
+    token_expires_at: str | None
 
 
 @dataclass(frozen=True)
@@ -395,6 +483,54 @@ class StructureFlagged(DomainEvent):
 
 
 @dataclass(frozen=True)
+class AttachmentRequested(DomainEvent):
+    attachment_request_id: str
+    structure_id: str
+    company_name: str
+    user: dict[str, Any]
+    features: dict[str, bool]
+    requested_at: str
+
+
+@dataclass(frozen=True)
+class _Attachment(_ToHolder):
+    attachment_request_id: str
+    structure_id: str
+    company_name: str
+
+
+@dataclass(frozen=True)
+class ApprovalRequested(_Attachment):
+    manager_email: str | None
+    manager_first_name: str | None
+    manager_last_name: str | None
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class AttachmentApproved(_Attachment):
+    joined: bool
+    decided_at: str
+
+
+@dataclass(frozen=True)
+class AttachmentRefused(_Attachment):
+    reason: str | None
+    decided_at: str
+
+
+@dataclass(frozen=True)
+class AttachmentExpired(_Attachment):
+    expired_at: str
+
+
+@dataclass(frozen=True)
+class UserDetached(DomainEvent):
+    account_id: str
+    structure_id: str
+
+
+@dataclass(frozen=True)
 class WorkspacesChanged(DomainEvent):
     account_id: str
     workspaces: list[str]
@@ -419,6 +555,7 @@ class ContactEmailChanged(DomainEvent):
 class AccountDeactivated(DomainEvent):
     account_id: str
     structure_id: str
+    registration_ids: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -473,6 +610,12 @@ _SCHEMAS: dict[str, Schema] = {
         RegistrationExpiredData,
         StructureReleasedData,
         StructureFlaggedData,
+        AttachmentRequestedData,
+        ApprovalRequestedData,
+        AttachmentApprovedData,
+        AttachmentRefusedData,
+        AttachmentExpiredData,
+        UserDetachedData,
         WorkspacesChangedData,
         PasswordChangedData,
         ContactEmailChangeRequestedData,

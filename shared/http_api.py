@@ -17,6 +17,7 @@ from http import HTTPStatus
 from typing import Any
 
 import redis
+from apispec import BasePlugin
 from flask import Flask, g, jsonify, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -119,8 +120,11 @@ def _undecodable_body(error: HTTPException) -> bool:
     return isinstance(getattr(error, "exc", None), ValueError)
 
 
-def create_service_app(service: str, title: str, settings: Any) -> tuple[Flask, ServiceApi]:
-    """A Flask app for one service: its API under `/{service}`, OpenAPI at `/{service}/openapi.json`."""
+def create_service_app(
+    service: str, title: str, settings: Any, *, spec_plugins: Sequence[BasePlugin] = ()
+) -> tuple[Flask, ServiceApi]:
+    """A Flask app for one service: its API under `/{service}`, OpenAPI at `/{service}/openapi.json`
+    (with `spec_plugins` adding to what each operation documents)."""
     app = Flask(f"services.{service}")
     app.config.update(
         API_TITLE=title,
@@ -133,7 +137,7 @@ def create_service_app(service: str, title: str, settings: Any) -> tuple[Flask, 
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
-    api = ServiceApi(app)
+    api = ServiceApi(app, spec_kwargs={"extra_plugins": list(spec_plugins)})
     metrics.instrument(app)
     _log_registration_ids(app)
 

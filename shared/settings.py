@@ -45,6 +45,19 @@ def _sirene_sources(env: Mapping[str, str]) -> tuple[str, ...]:
     return names
 
 
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    """REDIS_SENTINELS: `host:port,host:port,…` (empty: no Sentinel, REDIS_URL names the server)."""
+    found = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"REDIS_SENTINELS must list host:port pairs, got {item!r}")
+        found.append((host.strip("[]"), int(port)))
+    return tuple(found)
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -94,6 +107,14 @@ RATE_LIMIT_DEFAULTS = {
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # High availability: the Sentinels that name the primary (host:port, …) and the name it is
+    # monitored under; when set, REDIS_URL only lends its database number and password.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_master_name: str = "portal"
+    # Replicas that must hold a transaction's writes (WAIT) before a request is answered or an
+    # event handled; within `redis_replica_timeout_ms`, else 503 (the client may retry safely).
+    redis_min_replicas: int = 0
+    redis_replica_timeout_ms: int = 1000
     port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
     smtp_host: str | None = None
@@ -107,6 +128,8 @@ class Settings:
     # A structure whose first account is not activated within this is released (its identifier
     # can open a new structure): a SIRET cannot be held for ever by a registration never activated.
     structure_claim_ttl_seconds: int = 7 * 24 * 3600
+    # An attachment request not decided by its structure's gestionnaire principal within this lapses.
+    attachment_ttl_seconds: int = 30 * 24 * 3600
     expiry_sweep_seconds: int = 60
     captcha_enabled: bool = True
     # Seals activation tokens between activate and notify; required by both.
@@ -177,6 +200,12 @@ class Settings:
             raise SettingsError(f"SMTP_SECURITY must be one of {SMTP_SECURITY_MODES}, got {security!r}")
         return cls(
             redis_url=env.get("REDIS_URL") or defaults.redis_url,
+            redis_sentinels=_sentinels(env.get("REDIS_SENTINELS", "")),
+            redis_master_name=env.get("REDIS_MASTER_NAME") or defaults.redis_master_name,
+            redis_min_replicas=_int(env, "REDIS_MIN_REPLICAS", defaults.redis_min_replicas, 0),
+            redis_replica_timeout_ms=_int(
+                env, "REDIS_REPLICA_TIMEOUT_MS", defaults.redis_replica_timeout_ms, 10
+            ),
             port=port,
             public_base_url=(env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             smtp_host=env.get("SMTP_HOST") or None,
@@ -192,6 +221,7 @@ class Settings:
             structure_claim_ttl_seconds=_int(
                 env, "STRUCTURE_CLAIM_TTL_SECONDS", defaults.structure_claim_ttl_seconds, 1
             ),
+            attachment_ttl_seconds=_int(env, "ATTACHMENT_TTL_SECONDS", defaults.attachment_ttl_seconds, 1),
             expiry_sweep_seconds=_int(env, "EXPIRY_SWEEP_SECONDS", defaults.expiry_sweep_seconds, 1),
             captcha_enabled=_bool(env, "CAPTCHA_ENABLED", defaults.captcha_enabled),
             secret_key=env.get("SECRET_KEY") or None,

@@ -8,7 +8,9 @@ the events; the unit of work commits them together. Redis gives optimistic concu
     one XADD per event → EXEC
 
 and when EXEC finds that a watched key changed meanwhile, it runs the body again from the
-start. Handlers never see a pipeline: repositories call `read` and record on `writes`.
+start. Handlers never see a pipeline: repositories call `read` and record on `writes`. With
+`min_replicas` (REDIS_MIN_REPLICAS), `run` returns only once that many replicas hold the commit
+(`shared.replication`).
 
 Outside `run`, `read` is a plain read (no WATCH): queries cost one round trip and leave no
 watch to undo.
@@ -28,7 +30,7 @@ import redis
 from redis.client import Pipeline
 from redis.commands.core import CoreCommands
 
-from shared import metrics
+from shared import idempotency, metrics, replication
 from shared.contracts import DomainEvent
 from shared.events import Event, append_to_stream, envelope, validate_data
 from shared.watching import watch_and_read
@@ -85,12 +87,21 @@ class RedisUnitOfWork(UnitOfWork):
     """One transaction at a time over `client`, publishing as `/services/{service}`."""
 
     def __init__(
-        self, client: redis.Redis, service: str, *, stream_maxlen: int, clock: Clock = time.time
+        self,
+        client: redis.Redis,
+        service: str,
+        *,
+        stream_maxlen: int,
+        clock: Clock = time.time,
+        min_replicas: int = 0,
+        replica_timeout_ms: int = 1000,
     ) -> None:
         self.redis = client
         self.source = f"/services/{service}"
         self.stream_maxlen = stream_maxlen
         self.clock = clock
+        self.min_replicas = min_replicas
+        self.replica_timeout_ms = replica_timeout_ms
         self._pipe: Pipeline | None = None
         self.writes = StagedWrites()
         self._events: list[Event] = []
@@ -150,9 +161,16 @@ class RedisUnitOfWork(UnitOfWork):
         self.writes.replay(pipe)
         for event in self._events:
             append_to_stream(pipe, event, self.stream_maxlen, validated=True)
+        idempotency.stage_commit_marker(pipe)  # the request's Idempotency-Key: "committed", in this MULTI
         pipe.execute()
         for event_type in published:
             metrics.EVENTS_PUBLISHED.labels(event_type).inc()
+        # Committed on the primary; with REDIS_MIN_REPLICAS, on that many replicas too before the
+        # caller goes on (answers, acknowledges), or NotReplicated (503).
+        if idempotency.current_claim.get() is None:
+            replication.fence(self.redis, self.min_replicas, self.replica_timeout_ms)
+        # else the request's after-hook fences once its answer is kept with the commit: a retry
+        # after a failover then finds the answer, not just the commit (shared/idempotency.py).
 
     def _forget_recorded(self) -> None:
         self.writes.calls.clear()

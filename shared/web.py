@@ -120,7 +120,8 @@ def problem_page(
     ), status or 400
 
 
-NOT_COUNTRIES = {"EU", "EZ", "UN", "QO"}  # unions and regions that Babel lists among territories
+# Unions and regions that Babel lists among territories, its pseudo-locales (XA, XB) and "unknown" (ZZ).
+NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"}
 
 
 @cache
@@ -130,7 +131,7 @@ def country_names() -> list[tuple[str, str]]:
     countries = [
         (code, name)
         for code, name in territories.items()
-        if len(code) == 2 and code.isalpha() and code not in NOT_COUNTRIES and not code.startswith(("X", "Z"))
+        if len(code) == 2 and code.isalpha() and code not in NOT_COUNTRIES
     ]
     countries.sort(key=lambda item: _sort_key(item[1]))
     return [("FR", territories["FR"])] + [item for item in countries if item[0] != "FR"]

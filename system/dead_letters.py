@@ -22,7 +22,7 @@ import redis
 from shared.bus import DEAD_LETTERS, SEEN_TTL_SECONDS
 from shared.events import Event, InvalidEvent, stream_for
 from shared.settings import Settings, SettingsError
-from shared.store import connect, public_url
+from shared.store import connect, describe
 from shared.timestamps import iso_utc
 
 REPLAYED = "replayed"
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             outcomes = drop(client, args.ids)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        print(f"Redis injoignable à {public_url(settings.redis_url)} : {exc}", file=sys.stderr)
+        print(f"Redis injoignable ({describe(settings)}) : {exc}", file=sys.stderr)
         return 1
     finally:
         client.close()

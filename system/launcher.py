@@ -36,6 +36,7 @@ from honcho.printer import Printer
 
 from shared.loopback import is_loopback
 from shared.settings import Settings
+from shared.store import connect, describe
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("identify", "structure", "activate", "notify")
@@ -59,6 +60,14 @@ def port_is_free(port: int) -> bool:
 def redis_answers(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+        return False
+
+
+def primary_answers(settings: Settings) -> bool:
+    """The primary that the Sentinels name answers (their own timeouts: a second or two)."""
+    try:
+        return bool(connect(settings).ping())
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
         return False
 
@@ -117,7 +126,10 @@ def plan(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
 
     commands = dict(parse_procfile((ROOT / "Procfile").read_text()).processes)
-    if not redis_answers(settings.redis_url):
+    if settings.redis_sentinels:  # a deployment of its own: its primary is found, never started
+        if not primary_answers(settings):
+            raise SystemExit(f"No Redis answers as {describe(settings)}.")
+    elif not redis_answers(settings.redis_url):
         url = urlsplit(settings.redis_url)
         if url.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise SystemExit(f"No Redis answers at {settings.redis_url}, and it is not on this machine.")

@@ -27,7 +27,7 @@ from shared.bus import DEAD_LETTERS
 from shared.metrics import CELERY_QUEUES, STREAM_PATTERN, queue_lengths
 from shared.retention import stream_trim_point
 from shared.settings import Settings, SettingsError
-from shared.store import connect, public_url
+from shared.store import connect, describe, public_url
 from system.dead_letters import DeadLetter, read_letter
 
 LAG_SCAN_LIMIT = 10_000
@@ -205,12 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = collect(
             client,
             CELERY_QUEUES,
-            settings.redis_url,
+            describe(settings),
             max(args.dead_letters, 0),
             settings.event_retention_seconds,
         )
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        print(f"Redis injoignable à {public_url(settings.redis_url)} : {exc}", file=sys.stderr)
+        print(f"Redis injoignable ({describe(settings)}) : {exc}", file=sys.stderr)
         return 1
     finally:
         client.close()

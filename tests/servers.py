@@ -51,10 +51,11 @@ def redis_server_binary() -> str:
 
 
 class RedisServer:
-    def __init__(self, appendonly: bool = False) -> None:
+    def __init__(self, appendonly: bool = False, replica_of: int | None = None) -> None:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="redis-test-")
         self.appendonly = appendonly
+        self.replica_of = replica_of
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -76,6 +77,7 @@ class RedisServer:
             "yes" if self.appendonly else "no",
             "--maxmemory-policy",
             "noeviction",
+            *(["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []),
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
@@ -93,6 +95,97 @@ class RedisServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SentinelDeployment:
+    """Redis as production runs it for high availability, on 127.0.0.1: a primary and a replica
+    (AOF on both) and three Sentinels (quorum 2) that monitor them as `master_name`, from the same
+    `redis-server` binary (`--sentinel`). A primary that stops answering for `down_after_ms` is
+    replaced by the replica."""
+
+    def __init__(self, master_name: str = "portal", down_after_ms: int = 1000) -> None:
+        self.master_name = master_name
+        self.down_after_ms = down_after_ms
+        self.primary = RedisServer(appendonly=True)
+        self.replica: RedisServer | None = None
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.dir = tempfile.mkdtemp(prefix="sentinel-test-")
+        self.sentinels: list[subprocess.Popen] = []
+
+    @property
+    def sentinels_setting(self) -> str:
+        """REDIS_SENTINELS for this deployment."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def start(self) -> SentinelDeployment:
+        self.primary.start()
+        self.replica = RedisServer(appendonly=True, replica_of=self.primary.port).start()
+        for port in self.sentinel_ports:
+            config = Path(self.dir) / f"sentinel-{port}.conf"
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"sentinel monitor {self.master_name} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.master_name} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.master_name} 5000\n"
+                f"sentinel parallel-syncs {self.master_name} 1\n"
+            )
+            self.sentinels.append(
+                subprocess.Popen(
+                    [redis_server_binary(), str(config), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        self.wait_until(lambda: self.replicas_online(self.primary.port) >= 1, "the replica to sync")
+        self.wait_until(
+            lambda: all(self._sees_all(port) for port in self.sentinel_ports), "Sentinels to agree"
+        )
+        return self
+
+    def _sees_all(self, port: int) -> bool:
+        client = redis.Redis(port=port, decode_responses=True, socket_timeout=1)
+        try:
+            master = client.sentinel_master(self.master_name)
+        except (redis.ConnectionError, redis.ResponseError):
+            return False
+        return master.get("num-other-sentinels", 0) >= 2 and master.get("num-slaves", 0) >= 1
+
+    def replicas_online(self, port: int) -> int:
+        try:
+            info = redis.Redis(port=port, socket_timeout=1).info("replication")
+        except redis.ConnectionError:
+            return 0
+        slaves = (info.get(f"slave{i}", {}) for i in range(int(info.get("connected_slaves", 0))))
+        return sum(1 for slave in slaves if slave.get("state") == "online")
+
+    def primary_port(self) -> int | None:
+        """The port of the server the Sentinels name as primary now."""
+        for port in self.sentinel_ports:
+            try:
+                host, found = redis.Redis(port=port, socket_timeout=1).sentinel_get_master_addr_by_name(
+                    self.master_name
+                )
+                return int(found)
+            except (redis.ConnectionError, redis.ResponseError, TypeError):
+                continue
+        return None
+
+    def wait_until(self, condition, what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        for server in (self.primary, self.replica):
+            if server is not None:
+                server.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -9,6 +9,8 @@ from argon2 import PasswordHasher
 from flask import Flask
 
 from services.activate import api, pages
+from services.activate.approvals import api as approvals_api
+from services.activate.approvals import pages as approvals_pages
 from services.activate.bootstrap import SERVICE, Activate, bootstrap
 from services.activate.links import TokenGone
 from services.activate.my_account import api as my_account_api
@@ -39,13 +41,21 @@ def create_app(
         SERVICE,
         "activate — étapes 3 et 4",
         wiring,
-        api=[api.blp, password_reset_api.blp, my_account_api.blp, sign_in_api.blp, second_factor_api.blp],
+        api=[
+            api.blp,
+            password_reset_api.blp,
+            my_account_api.blp,
+            sign_in_api.blp,
+            second_factor_api.blp,
+            approvals_api.blp,
+        ],
         pages=[
             pages.bp,
             password_reset_pages.bp,
             my_account_pages.bp,
             sign_in_pages.bp,
             second_factor_pages.bp,
+            approvals_pages.bp,
         ],
         guards=guards(wiring.settings) + my_account_limits.guards(wiring.settings),
     )

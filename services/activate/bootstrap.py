@@ -34,6 +34,8 @@ class Activate(Wiring):
             self.redis,
             SERVICE,
             stream_maxlen=self.settings.event_stream_maxlen,
+            min_replicas=self.settings.redis_min_replicas,
+            replica_timeout_ms=self.settings.redis_replica_timeout_ms,
             clock=self.clock,
             session_idle_seconds=self.settings.session_idle_seconds,
             session_max_seconds=self.settings.session_max_seconds,
@@ -68,8 +70,9 @@ class Activate(Wiring):
 
     @cached_property
     def structures(self) -> Arrivals:
-        """The pending accounts the consumer opens from StructureConfirmed, for step 3 to wait on."""
-        return arrivals(self, SERVICE, "StructureConfirmed")
+        """The pending accounts the consumer opens from StructureConfirmed (or AttachmentRequested),
+        for step 3 to wait on."""
+        return arrivals(self, SERVICE, "StructureConfirmed", "AttachmentRequested")
 
 
 def bootstrap(

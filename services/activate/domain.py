@@ -35,6 +35,23 @@ class AccountStatus(StrEnum):
     ACTIVE = "active"
     RELEASED = "released"  # its structure was released before it was activated: closed for good
     DEACTIVATED = "deactivated"  # closed by its holder from « Mon compte »; its login email is free again
+    # An attachment request (joining a structure that exists), once step 3 is done: its structure's
+    # gestionnaire principal approves (a link goes out, or `JOINED`) or refuses (`REFUSED`).
+    AWAITING_APPROVAL = "awaiting_approval"
+    REFUSED = "refused"  # the attachment request was refused: closed for good
+    REQUEST_EXPIRED = "request_expired"  # the attachment request was not decided in time: closed
+    # Approved for a login email that already had an active account: that account joined the
+    # structure (a membership more), and this registration's own account is closed.
+    JOINED = "joined"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A structure an active account belongs to, and its role there."""
+
+    structure_id: str
+    role: Role
+    company_name: str = ""
 
 
 # --- the account ---------------------------------------------------------------------------------
@@ -62,6 +79,36 @@ class Account:
     # Its structure's claim: unless activated by then (epoch seconds), the structure is released
     # and the account with it. None: no deadline (a StructureConfirmed from before claims).
     claim_expires_at: int | None = None
+    # An attachment request (AttachmentRequested): the structure exists, its gestionnaire principal
+    # decides before any link goes out; closed unless decided by `attachment_expires_at`.
+    attachment_request_id: str | None = None
+    requested_at: int | None = None
+    attachment_expires_at: int | None = None
+    # The structures joined since, besides `structure_id` (its first, with `role`), and the
+    # registrations of the attachment requests that made it join them (their accounts, closed as
+    # `joined`, still name the person: erased with this one).
+    other_memberships: tuple[Membership, ...] = ()
+    joined_registrations: tuple[str, ...] = ()
+
+    @property
+    def is_attachment(self) -> bool:
+        return self.attachment_request_id is not None
+
+    @property
+    def memberships(self) -> tuple[Membership, ...]:
+        """Every structure of an active account, its first one first."""
+        first = (Membership(self.structure_id, self.role, self.company_name),) if self.role else ()
+        return first + self.other_memberships
+
+    def structures_view(self) -> list[dict[str, str]]:
+        """`structures` of the JSON API: each structure, the account's role there, its name."""
+        return [
+            {"structure_id": m.structure_id, "role": m.role, "company_name": m.company_name}
+            for m in self.memberships
+        ]
+
+    def role_in(self, structure_id: str) -> Role | None:
+        return next((m.role for m in self.memberships if m.structure_id == structure_id), None)
 
     @property
     def is_active(self) -> bool:
@@ -97,6 +144,30 @@ def pending_account(registration_id: str, account_id: str, confirmed: dict[str, 
         company_name=(confirmed.get("structure") or {}).get("company_name") or "",
         features=dict(confirmed.get("features") or {}),
         claim_expires_at=_epoch_seconds(confirmed.get("claim_expires_at")),
+    )
+
+
+def pending_attachment(
+    registration_id: str, account_id: str, requested: dict[str, Any], ttl_seconds: int
+) -> Account:
+    """The account that an AttachmentRequested (its data) opens, before step 3: it joins a
+    structure that exists, if its gestionnaire principal approves within `ttl_seconds`."""
+    user = requested["user"]
+    requested_at = _epoch_seconds(requested["requested_at"]) or 0
+    return Account(
+        registration_id=registration_id,
+        account_id=account_id,
+        structure_id=requested["structure_id"],
+        last_name=user["last_name"],
+        first_name=user["first_name"],
+        login_email=user["login_email"],
+        contact_email=user.get("contact_email") or user["login_email"],
+        survey_consent=bool(user.get("survey_consent")),
+        company_name=requested.get("company_name") or "",
+        features=dict(requested.get("features") or {}),
+        attachment_request_id=requested["attachment_request_id"],
+        requested_at=requested_at,
+        attachment_expires_at=requested_at + ttl_seconds,
     )
 
 
@@ -228,9 +299,30 @@ def ensure_workspaces_chosen(account: Account) -> Account:
     return account
 
 
+class AwaitingApproval(Conflict):
+    default_message = (
+        "Votre demande de rattachement attend la décision du gestionnaire principal de la structure : "
+        "le courriel d'activation vous sera envoyé dès qu'elle sera acceptée."
+    )
+
+
+class RequestClosed(Conflict):
+    default_message = (
+        "Cette demande de rattachement est close (refusée, expirée, ou acceptée pour un compte déjà actif) : "
+        "aucun lien d'activation ne peut être envoyé."
+    )
+
+
+ATTACHMENT_CLOSED = (AccountStatus.REFUSED, AccountStatus.REQUEST_EXPIRED, AccountStatus.JOINED)
+
+
 def ensure_link_can_be_resent(account: Account) -> Account:
     if account.is_active:
         raise AlreadyActive()
+    if account.status is AccountStatus.AWAITING_APPROVAL:
+        raise AwaitingApproval()
+    if account.status in ATTACHMENT_CLOSED:
+        raise RequestClosed()
     return ensure_workspaces_chosen(account)
 
 
@@ -386,19 +478,15 @@ def ensure_login_free(account: Account, active_owner: str | None) -> Account:
 
 
 def activate(account: Account) -> tuple[Account, AccountActivated]:
-    """The first user of a new structure becomes its gestionnaire principal."""
-    active = replace(
-        account,
-        status=AccountStatus.ACTIVE,
-        role=Role.GESTIONNAIRE_PRINCIPAL,
-        token_hash=None,
-        token_expires_at=None,
-    )
+    """The first user of a new structure becomes its gestionnaire principal; a newcomer whose
+    attachment request was approved, an utilisateur of the structure that exists."""
+    role = Role.UTILISATEUR if account.is_attachment else Role.GESTIONNAIRE_PRINCIPAL
+    active = replace(account, status=AccountStatus.ACTIVE, role=role, token_hash=None, token_expires_at=None)
     return active, AccountActivated(
         registration_id=active.registration_id,
         account_id=active.account_id,
         structure_id=active.structure_id,
-        role=Role.GESTIONNAIRE_PRINCIPAL,
+        role=role,
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 
 from services.activate import domain, links, passwords, tokens
+from services.activate.approvals import handlers as approvals
 from services.activate.domain import Account, AlreadyActive, Credentials, Holder
 from services.activate.links import NextStep, SweepStep, TokenGone, TokenRecord, TokenState
 from services.activate.my_account import handlers as my_account_handlers
@@ -129,7 +130,8 @@ class ChooseWorkspaces:
 def choose_workspaces(
     cmd: ChooseWorkspaces, uow: UnitOfWork, link_maker: LinkMaker, arrivals: Awaiting
 ) -> Account:
-    """Step 3: keep the workspaces, create the account's first link, ask for the email.
+    """Step 3: keep the workspaces, create the account's first link, ask for the email. An
+    attachment request gets no link yet: it waits for its structure's gestionnaire principal.
 
     A login email that an active account already uses gets the same answer: its holder is
     warned instead of a link being sent (see `domain.choose_workspaces`)."""
@@ -139,6 +141,8 @@ def choose_workspaces(
 
     def record() -> Account:
         account = domain.ensure_workspaces_can_be_chosen(find_account(cmd.registration_id, uow, arrivals))
+        if account.is_attachment:  # no link before its structure's gestionnaire principal approves
+            return approvals.submit(uow, account, workspaces)
         chosen, events = domain.choose_workspaces(account, workspaces, link, _login_holder(uow, account), now)
         uow.accounts.save(chosen)
         uow.tokens.add(TokenRecord(link.token_hash, chosen.registration_id, link.expires_at))
@@ -260,7 +264,8 @@ class ActivateAccount:
 
 
 def activate_account(cmd: ActivateAccount, uow: UnitOfWork, hasher: PasswordHasher) -> Account:
-    """Step 4: the account becomes active, its user gestionnaire principal. The link is single-use.
+    """Step 4: the account becomes active, its user gestionnaire principal of the new structure (an
+    utilisateur of the structure it asked to join). The link is single-use.
 
     The link and the form are checked first, then hashed (argon2id, slow on purpose) before the
     transaction, which reads the link, the account and the login email's holder again, guarded:
@@ -295,6 +300,7 @@ def activate_account(cmd: ActivateAccount, uow: UnitOfWork, hasher: PasswordHash
         uow.accounts.save(active)
         uow.credentials.save(active.registration_id, credentials)
         uow.active_logins.claim(login, active.registration_id)
+        approvals.on_activated(uow, active)
         uow.publish(activated)
         return active
 

@@ -18,6 +18,7 @@ from services.activate.catalogue import SECRET_QUESTIONS, WORKSPACES
 from services.activate.domain import (
     LOGIN_EMAIL_MAX_LENGTH,
     Account,
+    AccountStatus,
     AlreadyActive,
     RefusedForm,
     WorkspacesAlreadyChosen,
@@ -146,15 +147,26 @@ def created(registration_id: str):
         return _to_workspaces(registration_id)
     except NotFound as error:
         return problem_page(error, step=STEP_WORKSPACES)
+    waiting = account.status in ATTACHMENT_STATES
     return render_template(
         "activate/created.html",
-        title="Votre compte est créé",
+        title="Votre demande de rattachement" if waiting else "Votre compte est créé",
         step=STEP_WORKSPACES,
         account=account,
         active=account.is_active,
         link_expired=account.link_expired,
         validity=_validity(),
+        attachment_status=account.status if waiting else None,
+        attachment_validity=validity_in_words(wiring.settings.attachment_ttl_seconds),
     )
+
+
+ATTACHMENT_STATES = (
+    AccountStatus.AWAITING_APPROVAL,
+    AccountStatus.REFUSED,
+    AccountStatus.REQUEST_EXPIRED,
+    AccountStatus.JOINED,
+)
 
 
 @bp.post("/registrations/<registration_id>/activation-email")
@@ -166,7 +178,7 @@ def resend(registration_id: str):
         return _to_workspaces(registration_id)
     except AlreadyActive as error:
         return problem_page(error, step=STEP_ACTIVATION, title=ALREADY_ACTIVE_TITLE)
-    except NotFound as error:
+    except (NotFound, Conflict) as error:  # gone, or an attachment request not approved (or closed)
         return problem_page(error, step=STEP_ACTIVATION)
     return render_template(
         "activate/link_sent.html",

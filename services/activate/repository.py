@@ -1,9 +1,10 @@
 """activate's Redis keys (prefix `activate:`) for the account and steps 3 and 4, and the unit of
 work that holds every repository of the service (each use case's keys are in its own
-`repository.py`: sessions/, sign_in/, second_factor/, password_reset/, my_account/).
+`repository.py`: sessions/, sign_in/, second_factor/, password_reset/, my_account/, approvals/).
 
 - `activate:account:{registration_id}` (hash): an account, from StructureConfirmed to active
-  (or released, when its structure was released before it was activated);
+  (or released, when its structure was released before it was activated); once deactivated, an
+  anonymous record of it (`erase`: ids, structures and roles, status, dates, `erased_at`);
 - `activate:token:{sha256}` (hash): an activation link's record, kept a week past its expiry so
   that a dead link still answers 410 (not 404);
 - `activate:token-deadlines` (sorted set): token hash → expiry, for the sweep;
@@ -14,7 +15,8 @@ work that holds every repository of the service (each use case's keys are in its
   Kept by `AccountRepository.save` with the account itself, in the same transaction: an account
   joins it when its first link goes out and leaves it when it becomes active or is released.
   Like the account, it has no expiry;
-- `activate:credentials:{registration_id}` (hash): the password's and the answer's hashes.
+- `activate:credentials:{registration_id}` (hash): the password's and the answer's hashes (and
+  the question), deleted when the account is deactivated.
 
 Repositories read through the unit of work (inside `run`, each read watches what it reads, in
 the same round trip) and record their writes on it. They decide nothing.
@@ -23,9 +25,11 @@ the same round trip) and record their writes on it. They decide nothing.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from services.activate import domain
-from services.activate.domain import Account, AccountStatus, Credentials
+from services.activate.approvals.repository import ApprovalRepository
+from services.activate.domain import Account, AccountStatus, Credentials, Membership
 from services.activate.links import TokenRecord, TokenState
 from services.activate.my_account.repository import MyAccountRepository
 from services.activate.password_reset.repository import PasswordResetRepository
@@ -76,7 +80,20 @@ def _account_fields(account: Account) -> dict[str, str]:
         "token_expires_at": str(account.token_expires_at) if account.token_expires_at is not None else "",
         "role": account.role or "",
         "claim_expires_at": str(account.claim_expires_at) if account.claim_expires_at is not None else "",
+        "attachment_request_id": account.attachment_request_id or "",
+        "requested_at": _optional(account.requested_at),
+        "attachment_expires_at": _optional(account.attachment_expires_at),
+        "other_memberships": json.dumps([asdict(m) for m in account.other_memberships], ensure_ascii=False),
+        "joined_registrations": json.dumps(list(account.joined_registrations)),
     }
+
+
+def _optional(value: int | None) -> str:
+    return str(value) if value is not None else ""
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value else None
 
 
 def _account(registration_id: str, fields: dict[str, str]) -> Account | None:
@@ -98,7 +115,15 @@ def _account(registration_id: str, fields: dict[str, str]) -> Account | None:
         token_hash=fields.get("token_hash") or None,
         token_expires_at=int(fields["token_expires_at"]) if fields.get("token_expires_at") else None,
         role=Role(fields["role"]) if fields.get("role") else None,
-        claim_expires_at=int(fields["claim_expires_at"]) if fields.get("claim_expires_at") else None,
+        claim_expires_at=_int_or_none(fields.get("claim_expires_at")),
+        attachment_request_id=fields.get("attachment_request_id") or None,
+        requested_at=_int_or_none(fields.get("requested_at")),
+        attachment_expires_at=_int_or_none(fields.get("attachment_expires_at")),
+        other_memberships=tuple(
+            Membership(m["structure_id"], Role(m["role"]), m.get("company_name", ""))
+            for m in json.loads(fields.get("other_memberships") or "[]")
+        ),
+        joined_registrations=tuple(json.loads(fields.get("joined_registrations") or "[]")),
     )
 
 
@@ -130,6 +155,37 @@ class AccountRepository:
             self.uow.writes.zadd(awaiting, {account.registration_id: account.token_expires_at or 0})
         elif account.is_active or account.released:
             self.uow.writes.zrem(awaiting, account.registration_id)
+
+    def erase(self, anonymous: Account, login_key: str, erased_at: int) -> None:
+        """The account's record replaced by its anonymous form (`my_account.domain.anonymised`),
+        with when it was erased (`erased_at`, epoch seconds); it leaves the index of accounts
+        awaiting activation under its former login (`login_key`)."""
+        key = _account_key(anonymous.registration_id)
+        self.uow.writes.delete(key)
+        self.uow.writes.hset(key, mapping={**_account_fields(anonymous), "erased_at": str(erased_at)})
+        if login_key:
+            self.uow.writes.zrem(_awaiting_login_key(login_key), anonymous.registration_id)
+
+    def registration_of_account(self, account_id: str, batch: int = 1000) -> str | None:
+        """The registration whose account has this id, found by scanning every account: an
+        operator's look-up (`system.erase`), never a request's."""
+        keys: list[str] = []
+        for key in self.uow.redis.scan_iter(match=_account_key("*"), count=batch, _type="hash"):
+            keys.append(key)
+            if len(keys) == batch:
+                if found := self._holding(keys, account_id):
+                    return found
+                keys = []
+        return self._holding(keys, account_id) if keys else None
+
+    def _holding(self, keys: list[str], account_id: str) -> str | None:
+        with self.uow.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(key, "account_id")
+            held = pipe.execute()
+        prefix = _account_key("")
+        matching = (key for key, found in zip(keys, held, strict=True) if found == account_id)
+        return next((key.removeprefix(prefix) for key in matching), None)
 
     def awaiting_activation(self, login_key: str, limit: int) -> list[str]:
         """The registrations whose account awaits activation with this login (`domain.login_key`),
@@ -202,6 +258,10 @@ class CredentialsRepository:
         (fields,) = self.uow.read(key, ("HGETALL", key))
         return Credentials(**fields) if fields else None
 
+    def remove(self, registration_id: str) -> None:
+        """The password's and the answer's hashes, and the question, erased."""
+        self.uow.writes.delete(_credentials_key(registration_id))
+
     def save(self, registration_id: str, credentials: Credentials) -> None:
         self.uow.writes.hset(
             _credentials_key(registration_id),
@@ -231,3 +291,4 @@ class ActivateUnitOfWork(RedisUnitOfWork):
         self.sign_in_failures = SignInFailures(self)
         self.second_factors = SecondFactorRepository(self)
         self.my_account = MyAccountRepository(self)
+        self.approvals = ApprovalRepository(self)

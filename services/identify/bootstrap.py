@@ -18,7 +18,12 @@ SERVICE = "identify"
 class Identify(Wiring):
     def uow(self) -> IdentifyUnitOfWork:
         return IdentifyUnitOfWork(
-            self.redis, SERVICE, stream_maxlen=self.settings.event_stream_maxlen, clock=self.clock
+            self.redis,
+            SERVICE,
+            stream_maxlen=self.settings.event_stream_maxlen,
+            clock=self.clock,
+            min_replicas=self.settings.redis_min_replicas,
+            replica_timeout_ms=self.settings.redis_replica_timeout_ms,
         )
 
 

@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import base64
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from babel import Locale
 from email_validator import EmailNotValidError, validate_email
 from stdnum import exceptions as stdnum_errors
 from stdnum.eu import vat
 from stdnum.fr import siret
 
-from shared.errors import Invalid
+from shared.errors import Invalid, gather
 
-IDENTIFIER_TYPES = ("SIRET", "UE_HORS_FRANCE", "HORS_UE", "RIDET", "TAHITI", "PARTICULIER", "AUTRE")
+SIRET = "SIRET"
+UE_HORS_FRANCE = "UE_HORS_FRANCE"
+HORS_UE = "HORS_UE"
+RIDET = "RIDET"
+TAHITI = "TAHITI"
+PARTICULIER = "PARTICULIER"
+AUTRE = "AUTRE"
+IDENTIFIER_TYPES = (SIRET, UE_HORS_FRANCE, HORS_UE, RIDET, TAHITI, PARTICULIER, AUTRE)
+DEFAULT_COUNTRY = "FR"
+
+# The identifier schemes of the e-invoicing reform: 0223 UE_HORS_FRANCE and 0227 HORS_UE (18
+# characters at most), 0228 RIDET (9 or 10), 0229 TAHITI (9). AUTRE has no scheme: a sane bound.
+FOREIGN_IDENTIFIER_MAX = 18
+FREE_IDENTIFIER_MAX = 50
+PRIVATE_PERSON_RANDOM_BYTES = 10  # 80 random bits: "P" and 16 base32 characters
+
 EU_COUNTRIES = frozenset(c.upper() for c in vat.MEMBER_STATES if c != "xi")
 _VAT_PREFIX_TO_COUNTRY = {"EL": "GR", "XI": "GB"}
-_FREE_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./-]{0,49}$")
+# Places whose establishments are in SIRENE (metropolitan France, the overseas départements,
+# Saint-Pierre-et-Miquelon, Saint-Barthélemy, Saint-Martin): they are identified by their SIRET.
+SIRET_COUNTRIES = frozenset({"FR", "GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF"})
+TERRITORY_OF = {RIDET: "NC", TAHITI: "PF"}  # New Caledonia (ISEE), French Polynesia (ISPF)
+# Babel lists unions, regions and user-assigned codes among its territories: none is a country.
+_NOT_COUNTRIES = frozenset({"EU", "EZ", "QO", "UN", "XA", "XB", "XK", "ZZ"})
+COUNTRY_NAMES = {
+    code: name
+    for code, name in Locale("fr").territories.items()
+    if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES
+}
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_FREE_CHARACTERS = re.compile(r"^[A-Z0-9 ./-]+$")
+_SEPARATORS = re.compile(r"[\s./-]")
+_RIDET = re.compile(r"^\d{6,7}(\d{3})$")
+_TAHITI = re.compile(r"^(?:\d{6}|[A-Z]\d{5})(\d{3})$")
 
 
 class RegistrationStatus(StrEnum):
@@ -28,7 +60,12 @@ class RegistrationStatus(StrEnum):
     WORKSPACES_CHOSEN = "workspaces_chosen"
     ACTIVATED = "activated"
     EXPIRED = "expired"
-    REFUSED = "refused"  # its structure was flagged: SIRENE does not know its SIRET, or it is closed
+    REFUSED = "refused"  # its structure was flagged (SIRENE does not know its SIRET, or it is
+    # closed), or its attachment request was refused by the structure's gestionnaire principal
+    # Joining a structure that exists: step 2 made an attachment request; once step 3 is done it
+    # waits for the gestionnaire principal's decision.
+    ATTACHMENT_REQUESTED = "attachment_requested"
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 @dataclass(frozen=True)
@@ -66,60 +103,92 @@ def _valid(address: str) -> bool:
     return True
 
 
-def identify_structure(identifier_type: str, identifier: str, country: str | None) -> StructureIdentity:
-    """Check the identifier's shape for its type; return it compacted with its country."""
-    kind = (identifier_type or "SIRET").strip().upper()
+def identify_structure(
+    identifier_type: str, identifier: str | None, country: str | None, private_person_id: str = ""
+) -> StructureIdentity:
+    """Check the identifier's shape for its type; return it compacted with its country.
+
+    Every type but PARTICULIER takes a typed identifier. A private person types none (one typed
+    is ignored): the registration gets `private_person_id`, generated for it
+    (`private_person_identifier`), so that each person opens a structure of their own while
+    structures stay unique per (country, type, identifier). Errors are French, on the field
+    `identifier` or `country` (both at once when both are wrong).
+    """
+    kind = (identifier_type or SIRET).strip().upper()
     if kind not in IDENTIFIER_TYPES:
         raise Invalid.on("identifier_type", "Type d'identifiant inconnu.")
+    if kind == PARTICULIER:
+        if not private_person_id:
+            raise ValueError("a private person's registration needs its generated identifier")
+        return StructureIdentity(kind, private_person_id, _country(country) or DEFAULT_COUNTRY)
     raw = (identifier or "").strip()
-    if not raw:
-        missing = "Le numéro SIRET est obligatoire." if kind == "SIRET" else "L'identifiant est obligatoire."
-        raise Invalid.on("identifier", missing)
-    country = (country or "").strip().upper() or None
-    if country is not None and not _COUNTRY.match(country):
+    number, given_country = gather(lambda: _IDENTIFIER_RULES[kind](raw), lambda: _country(country))
+    return StructureIdentity(kind, number, _country_for(kind, number, given_country))
+
+
+def private_person_identifier(random_bytes: bytes) -> str:
+    """A private person's identifier: `P` and the random bytes in base32 (`P` + 16 characters
+    for 10 bytes, within the 18 characters of the foreign schemes). Unguessable, and unique to
+    the registration it is drawn for."""
+    return "P" + base64.b32encode(random_bytes).decode("ascii").rstrip("=")
+
+
+def _country(raw: str | None) -> str | None:
+    """The typed country as an ISO 3166 code, or None when none was given."""
+    code = (raw or "").strip().upper()
+    if not code:
+        return None
+    if not _COUNTRY.match(code):
         raise Invalid.on("country", "Le pays doit être un code à deux lettres (ISO 3166), par exemple FR.")
-    if kind == "SIRET":
-        return StructureIdentity(kind, _siret(raw), _expect_country(country, "FR"))
-    if kind == "UE_HORS_FRANCE":
-        number, vat_country = _eu_vat(raw)
-        if country is not None and country != vat_country:
-            raise Invalid.on("country", "Le pays ne correspond pas au numéro de TVA.")
-        return StructureIdentity(kind, number, vat_country)
-    if kind == "RIDET":
-        return StructureIdentity(
-            kind,
-            _digits(raw, (7, 10), "RIDET", "7 chiffres (10 avec l'établissement)"),
-            _expect_country(country, "NC"),
-        )
-    if kind == "TAHITI":
-        value = re.sub(r"[\s.]", "", raw).upper()
-        if not re.fullmatch(r"[A-Z0-9]{6}(\d{3})?", value):
-            raise Invalid.on("identifier", "Le numéro TAHITI comporte 6 caractères (9 avec l'établissement).")
-        return StructureIdentity(kind, value, _expect_country(country, "PF"))
-    if not _FREE_IDENTIFIER.match(raw):
-        raise Invalid.on(
-            "identifier",
-            "Identifiant invalide : lettres, chiffres, espaces et . / - seulement (50 caractères au plus).",
-        )
-    if kind == "HORS_UE":
-        if country is None:
-            raise Invalid.on("country", "Le pays est obligatoire pour une structure hors Union européenne.")
-        if country in EU_COUNTRIES:
-            raise Invalid.on(
-                "country", "Ce pays est dans l'Union européenne : choisissez « UE hors France »."
-            )
-        return StructureIdentity(kind, raw.upper(), country)
-    return StructureIdentity(kind, raw.upper(), country or "FR")
+    if code not in COUNTRY_NAMES:
+        raise Invalid.on("country", f"Le code de pays {code} ne désigne aucun pays (ISO 3166).")
+    return code
 
 
-def _expect_country(given: str | None, expected: str) -> str:
+def _country_for(kind: str, number: str, given: str | None) -> str:
+    """The structure's country: the number's for an EU VAT number, the territory's for RIDET and
+    TAHITI, France for a SIRET; a country outside the EU, required, for HORS_UE; the given one
+    (France by default) for AUTRE. A given country that contradicts it is refused."""
+    if kind == HORS_UE:
+        return _outside_eu(given)
+    if kind == AUTRE:
+        return given or DEFAULT_COUNTRY
+    expected = _vat_country(number) if kind == UE_HORS_FRANCE else TERRITORY_OF.get(kind, DEFAULT_COUNTRY)
     if given is not None and given != expected:
-        raise Invalid.on("country", f"Ce type d'identifiant correspond au pays {expected}.")
+        raise Invalid.on(
+            "country",
+            f"Cet identifiant est celui d'une structure du pays {COUNTRY_NAMES[expected]} ({expected}) : "
+            "choisissez ce pays, ou n'en choisissez aucun.",
+        )
     return expected
 
 
+def _outside_eu(country: str | None) -> str:
+    if country is None:
+        raise Invalid.on("country", "Le pays est obligatoire pour une structure hors Union européenne.")
+    if country in SIRET_COUNTRIES:
+        raise Invalid.on("country", "Une structure française s'identifie par son numéro SIRET.")
+    if country == TERRITORY_OF[RIDET]:
+        raise Invalid.on("country", "Une structure de Nouvelle-Calédonie s'identifie par son numéro RIDET.")
+    if country == TERRITORY_OF[TAHITI]:
+        raise Invalid.on("country", "Une structure de Polynésie française s'identifie par son numéro TAHITI.")
+    if country in EU_COUNTRIES:
+        raise Invalid.on(
+            "country",
+            "Ce pays est dans l'Union européenne : choisissez le type « Structure de l'Union européenne "
+            "hors France » et saisissez son numéro de TVA intracommunautaire.",
+        )
+    return country
+
+
+def _required(raw: str, missing: str = "L'identifiant est obligatoire.") -> str:
+    if not raw:
+        raise Invalid.on("identifier", missing)
+    return raw
+
+
 def _siret(raw: str) -> str:
-    number = siret.compact(raw)
+    number = siret.compact(_required(raw, "Le numéro SIRET est obligatoire."))
     try:
         return siret.validate(number)
     except stdnum_errors.InvalidLength as exc:
@@ -132,22 +201,96 @@ def _siret(raw: str) -> str:
         ) from exc
 
 
-def _eu_vat(raw: str) -> tuple[str, str]:
+_VAT_ERRORS = {
+    stdnum_errors.InvalidComponent: (
+        "Le numéro de TVA intracommunautaire commence par le code de son pays de l'Union européenne, "
+        "par exemple DE136695976."
+    ),
+    stdnum_errors.InvalidLength: (
+        "Ce numéro de TVA intracommunautaire n'a pas la longueur attendue pour son pays."
+    ),
+    stdnum_errors.InvalidChecksum: (
+        "Ce numéro de TVA intracommunautaire n'est pas valide : vérifiez-le (clé de contrôle)."
+    ),
+}
+
+
+def _eu_vat(raw: str) -> str:
+    """An EU VAT number valid for its country (python-stdnum), compacted; not a French one."""
     try:
-        number = vat.validate(raw)
+        number = vat.validate(_required(raw, "Le numéro de TVA intracommunautaire est obligatoire."))
     except stdnum_errors.ValidationError as exc:
-        raise Invalid.on("identifier", "Ce numéro de TVA intracommunautaire n'est pas valide.") from exc
-    country = _VAT_PREFIX_TO_COUNTRY.get(number[:2], number[:2])
-    if country == "FR":
+        message = _VAT_ERRORS.get(type(exc), "Ce numéro de TVA intracommunautaire n'est pas valide.")
+        raise Invalid.on("identifier", message) from exc
+    if _vat_country(number) == DEFAULT_COUNTRY:
         raise Invalid.on("identifier", "Pour une structure française, saisissez son numéro SIRET.")
-    return number, country
+    if len(number) > FOREIGN_IDENTIFIER_MAX:
+        raise Invalid.on(
+            "identifier",
+            f"Le numéro de TVA intracommunautaire comporte {FOREIGN_IDENTIFIER_MAX} caractères au plus.",
+        )
+    return number
 
 
-def _digits(raw: str, lengths: tuple[int, ...], name: str, shape: str) -> str:
-    value = re.sub(r"[\s.]", "", raw)
-    if not value.isdigit() or len(value) not in lengths:
-        raise Invalid.on("identifier", f"Le numéro {name} comporte {shape}.")
+def _vat_country(number: str) -> str:
+    return _VAT_PREFIX_TO_COUNTRY.get(number[:2], number[:2])
+
+
+def _ridet(raw: str) -> str:
+    """The company's RID (6 or 7 digits) and the establishment's rank (3 digits, from 001)."""
+    number = _SEPARATORS.sub("", _required(raw, "Le numéro RIDET est obligatoire."))
+    found = _RIDET.match(number)
+    if found is None:
+        raise Invalid.on(
+            "identifier",
+            "Le numéro RIDET comporte 9 ou 10 chiffres : le RID de l'entreprise (6 ou 7 chiffres) "
+            "suivi du rang de l'établissement (3 chiffres).",
+        )
+    return _ranked(number, found.group(1))
+
+
+def _tahiti(raw: str) -> str:
+    """The company's number (6 digits, or since 2011 a letter and 5 digits) and the
+    establishment's rank (3 digits, from 001): 9 characters, written 003970-001."""
+    number = _SEPARATORS.sub("", _required(raw, "Le numéro TAHITI est obligatoire.")).upper()
+    found = _TAHITI.match(number)
+    if found is None:
+        raise Invalid.on(
+            "identifier",
+            "Le numéro TAHITI comporte 9 caractères : le numéro de l'entreprise (6 chiffres, ou une lettre "
+            "et 5 chiffres) suivi du rang de l'établissement (3 chiffres), par exemple 003970-001.",
+        )
+    return _ranked(number, found.group(1))
+
+
+def _ranked(number: str, rank: str) -> str:
+    if rank == "000":
+        raise Invalid.on("identifier", "Le rang de l'établissement (les 3 derniers chiffres) commence à 001.")
+    return number
+
+
+def _free(raw: str, max_length: int) -> str:
+    """A typed identifier: letters, digits, spaces and . / -; spaces collapsed, in capitals."""
+    value = " ".join(_required(raw).split()).upper()
+    if len(value) > max_length:
+        raise Invalid.on("identifier", f"L'identifiant comporte {max_length} caractères au plus.")
+    if not _FREE_CHARACTERS.match(value) or not any(c.isalnum() for c in value):
+        raise Invalid.on(
+            "identifier",
+            "L'identifiant ne peut contenir que des lettres (sans accent), des chiffres, des espaces "
+            "et . / -.",
+        )
     return value
+
+
+_IDENTIFIER_RULES: dict[str, Callable[[str], str]] = {
+    SIRET: _siret,
+    UE_HORS_FRANCE: _eu_vat,
+    HORS_UE: lambda raw: _free(raw, FOREIGN_IDENTIFIER_MAX),
+    RIDET: _ridet,
+    TAHITI: _tahiti,
+    AUTRE: lambda raw: _free(raw, FREE_IDENTIFIER_MAX),
+}
 
 
 @dataclass(frozen=True)
@@ -181,6 +324,10 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
     expiry only applies to the newest link, and nothing moves an activated account back. A
     released structure (not activated in time) expires its registration.
 
+    An attachment request (joining a structure that exists) moves `started` → `attachment_requested`
+    → `awaiting_approval` (step 3 done); approved, its link moves it on as any link does; refused
+    (AttachmentRefused) it ends `refused`, undecided in time (AttachmentExpired) `expired`.
+
     A structure flagged by its SIRENE check (StructureFlagged) refuses its registration, unless
     it is activated (its account holds the structure) or expired already. Refused is final but for
     an activation, which happened before the check if it arrives after it, and a release, which
@@ -199,12 +346,23 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
     if event_type == "StructureFlagged":
         over = status in (Status.EXPIRED, Status.REFUSED)
         return Progress(Status.REFUSED, expires_now) if not over else None
+    if event_type == "AttachmentRefused":
+        return Progress(Status.REFUSED, expires_now) if status != Status.REFUSED else None
     if status == Status.REFUSED:
         return None
     if event_type == "StructureConfirmed":
         return Progress(Status.STRUCTURE_CONFIRMED) if status == Status.STARTED else None
+    if event_type == "AttachmentRequested":
+        return Progress(Status.ATTACHMENT_REQUESTED) if status == Status.STARTED else None
+    if event_type == "ApprovalRequested":
+        waiting = status in (Status.STARTED, Status.ATTACHMENT_REQUESTED)
+        return Progress(Status.AWAITING_APPROVAL) if waiting else None
+    if event_type == "AttachmentExpired":
+        return Progress(Status.EXPIRED, expires_now) if status != Status.EXPIRED else None
     if event_type in ("WorkspacesChosen", "ActivationLinkIssued"):
         expires = data["token_expires_at"]
+        if expires is None:  # step 3 of an attachment request: no link before the approval
+            return None
         if expires_now and expires <= expires_now:
             return None
         return Progress(Status.WORKSPACES_CHOSEN, expires)
@@ -218,13 +376,3 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
 def is_abandoned(status: RegistrationStatus) -> bool:
     """A registration that never reached step 3 expires with REGISTRATION_TTL_SECONDS."""
     return status in (RegistrationStatus.STARTED, RegistrationStatus.STRUCTURE_CONFIRMED)
-
-
-IDENTIFIER_TYPE_LABELS = {
-    "UE_HORS_FRANCE": "Structure de l'Union européenne hors France (numéro de TVA intracommunautaire)",
-    "HORS_UE": "Structure hors Union européenne (identifiant du pays)",
-    "RIDET": "Structure de Nouvelle-Calédonie (numéro RIDET)",
-    "TAHITI": "Structure de Polynésie française (numéro TAHITI)",
-    "PARTICULIER": "Particulier",
-    "AUTRE": "Structure en cours d'immatriculation ou autre",
-}

@@ -6,6 +6,7 @@ on Redis and, in the unit tests, on dicts.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass, replace
 
@@ -22,16 +23,22 @@ SWEEP_MAX_BATCHES = 100
 @dataclass(frozen=True)
 class StartRegistration:
     login_email: str
-    identifier: str
+    identifier: str | None = ""  # none for a private person (PARTICULIER)
     identifier_type: str = "SIRET"
     country: str | None = None
 
 
 def start_registration(cmd: StartRegistration, uow: UnitOfWork, ttl_seconds: int) -> Registration:
-    """Step 1: a new registration, announced by RegistrationStarted."""
+    """Step 1: a new registration, announced by RegistrationStarted. A private person's
+    registration draws its own identifier (used only when the type is PARTICULIER)."""
+    private_person_id = domain.private_person_identifier(
+        secrets.token_bytes(domain.PRIVATE_PERSON_RANDOM_BYTES)
+    )
     email, structure = gather(
         lambda: domain.normalise_login_email(cmd.login_email),
-        lambda: domain.identify_structure(cmd.identifier_type, cmd.identifier, cmd.country),
+        lambda: domain.identify_structure(
+            cmd.identifier_type, cmd.identifier, cmd.country, private_person_id
+        ),
     )
     now = uow.clock()
     registration = Registration(
@@ -81,6 +88,10 @@ FOLLOWED_EVENTS = (
     "AccountActivated",
     "StructureReleased",
     "StructureFlagged",
+    "AttachmentRequested",
+    "ApprovalRequested",
+    "AttachmentRefused",
+    "AttachmentExpired",
 )
 
 

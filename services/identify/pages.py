@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import redirect, render_template, request
 
-from services.identify import api, domain, handlers
+from services.identify import api, handlers, wording
 from shared.errors import Invalid
 from shared.web import page_blueprint
 
 bp = page_blueprint("identify_pages", __name__, "identify")
+# `/identify/static/identifier-formats.js`: shows the format of the type chosen (the page lists
+# them all without JavaScript).
+bp.static_folder = str(Path(__file__).parent / "static")
+bp.static_url_path = "/static"
 
 LABELS = {
     "login_email": "Adresse électronique de connexion",
@@ -56,5 +62,7 @@ def _render(form, errors):
         form=form,
         errors=errors,
         labels=LABELS,
-        identifier_types=list(domain.IDENTIFIER_TYPE_LABELS.items()),
+        identifier_types=[(kind.code, kind.option) for kind in wording.WITHOUT_SIRET],
+        identifier_formats=wording.WITHOUT_SIRET,
+        siret_format=wording.BY_CODE["SIRET"].expected_format,
     )

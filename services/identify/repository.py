@@ -1,6 +1,7 @@
 """The only module that knows identify's Redis keys (prefix `identify:`).
 
-- `identify:registration:{registration_id}` (hash): a registration and where it stands;
+- `identify:registration:{registration_id}` (hash): a registration and where it stands (its
+  login email erased once its account is deactivated: `erasure.py`);
 - `identify:abandon-deadlines` (sorted set): registration id → when it is abandoned if it has
   not reached step 3, for the beat's sweep.
 """
@@ -67,6 +68,11 @@ class RegistrationRepository:
 
     def forget_deadline(self, registration_id: str) -> None:
         self.uow.writes.zrem(DEADLINES, registration_id)
+
+    def erase_login_email(self, registration_id: str) -> None:
+        """The registration's login email erased (its account was deactivated); the rest stays,
+        until the record lapses. Only for a registration just read: HSET would make a key."""
+        self.uow.writes.hset(_key(registration_id), "login_email", "")
 
     def due_for_expiry(self, now: float, limit: int = 500) -> list[str]:
         (due,) = self.uow.read(DEADLINES, ("ZRANGEBYSCORE", DEADLINES, "-inf", now, "LIMIT", 0, limit))

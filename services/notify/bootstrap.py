@@ -42,7 +42,12 @@ class Notify(Wiring):
 
     def uow(self) -> NotifyUnitOfWork:
         return NotifyUnitOfWork(
-            self.redis, SERVICE, stream_maxlen=self.settings.event_stream_maxlen, clock=self.clock
+            self.redis,
+            SERVICE,
+            stream_maxlen=self.settings.event_stream_maxlen,
+            clock=self.clock,
+            min_replicas=self.settings.redis_min_replicas,
+            replica_timeout_ms=self.settings.redis_replica_timeout_ms,
         )
 
 

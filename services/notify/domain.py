@@ -47,6 +47,7 @@ class ActivationEmail:
     validity: str
     deadline: str
     resent: bool
+    approved: bool  # an attachment request approved: the first sentence says so
     subject: str = SUBJECT
 
 
@@ -100,6 +101,7 @@ def activation_email(
         validity=validity_in_words(ttl_seconds),
         deadline=deadline_in_words(expires_at),
         resent=reason == "resent",
+        approved=reason == "approved",
     )
 
 

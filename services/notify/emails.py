@@ -12,6 +12,12 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.notify.account_emails import ContactEmailConfirmation
+from services.notify.attachment_emails import (
+    ApprovalRequestedEmail,
+    AttachmentApprovedEmail,
+    AttachmentExpiredEmail,
+    AttachmentRefusedEmail,
+)
 from services.notify.domain import ActivationEmail, AttemptEmail, Email, FlaggedStructureEmail
 from services.notify.password_emails import PasswordChangedEmail, PasswordResetEmail
 from services.notify.sign_in_emails import AccountLockedEmail, SecondFactorEmail, SignInCodeEmail
@@ -43,6 +49,10 @@ _TEMPLATES: dict[type, str] = {
     SignInCodeEmail: "sign_in_code",
     AccountLockedEmail: "account_locked",
     SecondFactorEmail: "second_factor",
+    ApprovalRequestedEmail: "approval_requested",
+    AttachmentApprovedEmail: "attachment_approved",
+    AttachmentRefusedEmail: "attachment_refused",
+    AttachmentExpiredEmail: "attachment_expired",
 }
 """Each email's templates: `{name}.txt.j2` and `{name}.html.j2`."""
 

@@ -2,11 +2,15 @@
 
 Each event that asks for an email becomes a Celery task whose id is the event id, with the
 event's data: `ActivationLinkIssued` (the token still sealed; the task opens it),
-`RegistrationAttemptOnExistingAccount` (a warning to the holder of an active account) and
-`StructureFlagged` (the SIRET typed while SIRENE could not be asked is unknown or closed). An
-event with no address to write to (a StructureFlagged whose registration is no longer kept) asks
-for none. Every task runs `send_email`: compose the email of that kind of event, take the
-event's lease, send, record the outcome; once per event, whichever copy of the task runs.
+`RegistrationAttemptOnExistingAccount` (a warning to the holder of an active account),
+`StructureFlagged` (the SIRET typed while SIRENE could not be asked is unknown or closed), those
+of an attachment request (`attachment_emails`: to the gestionnaire principal, then to the
+newcomer) and the others of `KINDS`. An event with no address to write to (a StructureFlagged
+whose registration is no longer kept, an ApprovalRequested for a structure with no gestionnaire
+principal) or that asks for no email (an AttachmentApproved that opens an account: the activation
+email tells it) queues none. Every task runs `send_email`: compose the email of that kind of
+event, take the event's lease, send, record the outcome; once per event, whichever copy of the
+task runs.
 
 Each takes a unit of work (`uow.emails`, `uow.clock`); the same code runs on Redis and, in the
 unit tests, on dicts.
@@ -14,6 +18,7 @@ unit tests, on dicts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,7 +28,15 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError
 
-from services.notify import account_emails, domain, emails, mailer, mailfiles, password_emails
+from services.notify import (
+    account_emails,
+    attachment_emails,
+    domain,
+    emails,
+    mailer,
+    mailfiles,
+    password_emails,
+)
 from services.notify.domain import Claim, Outcome
 from services.notify.sign_in_emails import (
     AccountLockedEmail,
@@ -36,6 +49,7 @@ from services.notify.sign_in_emails import (
 from shared import contracts
 from shared.errors import NotFound
 from shared.events import Event
+from shared.replication import NotReplicated
 from shared.sealing import InvalidToken, unseal
 from shared.settings import Settings
 from shared.timestamps import iso_utc
@@ -53,6 +67,10 @@ SEND_SECOND_FACTOR_REMOVED_EMAIL = "notify.send_second_factor_removed_email"
 SEND_PASSWORD_RESET_EMAIL = "notify.send_password_reset_email"
 SEND_PASSWORD_CHANGED_EMAIL = "notify.send_password_changed_email"
 SEND_CONTACT_EMAIL_CONFIRMATION = "notify.send_contact_email_confirmation"
+SEND_APPROVAL_REQUESTED_EMAIL = "notify.send_approval_requested_email"
+SEND_ATTACHMENT_APPROVED_EMAIL = "notify.send_attachment_approved_email"
+SEND_ATTACHMENT_REFUSED_EMAIL = "notify.send_attachment_refused_email"
+SEND_ATTACHMENT_EXPIRED_EMAIL = "notify.send_attachment_expired_email"
 
 Enqueue = Callable[[str, str, dict[str, Any]], None]
 """`enqueue(task_name, task_id, kwargs)`: queue a Celery task (`bootstrap.CeleryQueue`)."""
@@ -167,6 +185,67 @@ def _second_factor(enrolled: bool) -> Callable[[dict[str, Any], Settings], Secon
     return compose
 
 
+def _approval_requested(
+    facts: dict[str, Any], settings: Settings
+) -> attachment_emails.ApprovalRequestedEmail:
+    """To the structure's gestionnaire principal (their contact address), not to the newcomer."""
+    if facts["manager_email"] is None:
+        raise Undeliverable("no gestionnaire principal to write to")
+    return attachment_emails.approval_requested_email(
+        to=facts["manager_email"],
+        manager_first_name=facts["manager_first_name"],
+        manager_last_name=facts["manager_last_name"],
+        first_name=facts["first_name"],
+        last_name=facts["last_name"],
+        login_email=facts["login_email"],
+        company_name=facts["company_name"],
+        expires_at=facts["expires_at"],
+        public_base_url=settings.public_base_url,
+    )
+
+
+def _attachment_approved(
+    facts: dict[str, Any], settings: Settings
+) -> attachment_emails.AttachmentApprovedEmail:
+    if not facts["joined"]:
+        raise Undeliverable("an account to activate: the activation email tells the approval")
+    return attachment_emails.attachment_approved_email(
+        **_to_holder(facts), company_name=facts["company_name"], public_base_url=settings.public_base_url
+    )
+
+
+def _attachment_refused(
+    facts: dict[str, Any], settings: Settings
+) -> attachment_emails.AttachmentRefusedEmail:
+    return attachment_emails.attachment_refused_email(
+        **_to_holder(facts),
+        company_name=facts["company_name"],
+        reason=facts["reason"],
+        public_base_url=settings.public_base_url,
+    )
+
+
+def _attachment_expired(
+    facts: dict[str, Any], settings: Settings
+) -> attachment_emails.AttachmentExpiredEmail:
+    return attachment_emails.attachment_expired_email(
+        **_to_holder(facts), company_name=facts["company_name"], public_base_url=settings.public_base_url
+    )
+
+
+def _login_email(data: dict[str, Any]) -> str | None:
+    return data.get("login_email")
+
+
+def _manager_email(data: dict[str, Any]) -> str | None:
+    return data.get("manager_email")
+
+
+def _login_email_if_joined(data: dict[str, Any]) -> str | None:
+    """An approval that opens an account is told by its activation email, not by this one."""
+    return data.get("login_email") if data.get("joined") is True else None
+
+
 @dataclass(frozen=True)
 class EmailKind:
     """The email an event type asks for."""
@@ -175,6 +254,8 @@ class EmailKind:
     task: str  # the name of its Celery task: part of the queue's contract
     schema: Schema  # the event's data as the contract reads it
     compose: Callable[[dict[str, Any], Settings], domain.Email]
+    # Whom the event's email goes to, from its raw data; None: the event asks for no email.
+    recipient: Callable[[dict[str, Any]], str | None] = _login_email
 
 
 KINDS: dict[str, EmailKind] = {
@@ -220,6 +301,32 @@ KINDS: dict[str, EmailKind] = {
         contracts.SecondFactorRemovedData(),
         _second_factor(enrolled=False),
     ),
+    "ApprovalRequested": EmailKind(
+        "approval-requested",
+        SEND_APPROVAL_REQUESTED_EMAIL,
+        contracts.ApprovalRequestedData(),
+        _approval_requested,
+        recipient=_manager_email,
+    ),
+    "AttachmentApproved": EmailKind(
+        "attachment-approved",
+        SEND_ATTACHMENT_APPROVED_EMAIL,
+        contracts.AttachmentApprovedData(),
+        _attachment_approved,
+        recipient=_login_email_if_joined,
+    ),
+    "AttachmentRefused": EmailKind(
+        "attachment-refused",
+        SEND_ATTACHMENT_REFUSED_EMAIL,
+        contracts.AttachmentRefusedData(),
+        _attachment_refused,
+    ),
+    "AttachmentExpired": EmailKind(
+        "attachment-expired",
+        SEND_ATTACHMENT_EXPIRED_EMAIL,
+        contracts.AttachmentExpiredData(),
+        _attachment_expired,
+    ),
 }
 """Event type → its email. The events notify handles are these."""
 
@@ -232,11 +339,11 @@ def on_email_asked(event: Event, uow: UnitOfWork, enqueue: Enqueue) -> None:
 
     No state of notify's own here: the bus records the event as seen. A second enqueue (the bus
     retrying) carries the same task id, and the task sends once per event id. An event with no
-    address to write to queues nothing."""
+    address to write to, or that asks for no email, queues nothing."""
     kind = KINDS[event.type]
-    if not event.data.get("login_email"):
+    if not kind.recipient(event.data):
         log.info(
-            "%s event %s (registration %s) has no address to write to: no email",
+            "%s event %s (registration %s) has no address to write to, or asks for no email: no email",
             kind.label,
             event.id,
             event.subject,
@@ -271,7 +378,14 @@ def send_email(cmd: SendEmail, uow: UnitOfWork, settings: Settings, send: mailer
     except Undeliverable as exc:
         log.error("event %s (registration %s): %s, dropped", cmd.event_id, registration_id, exc)
         return Outcome.DROPPED
-    claim = uow.run(take_lease, uow, cmd)
+    try:
+        claim = uow.run(take_lease, uow, cmd)
+    except NotReplicated as exc:
+        # Taken on the primary, not confirmed by a replica: let it go, so that the retry (another
+        # copy, another owner) is not kept waiting for the lease's end.
+        with contextlib.suppress(NotReplicated):
+            uow.run(release_lease, uow, cmd)
+        raise TryLater("the lease was not confirmed by a replica in time") from exc
     if claim is Claim.DONE:
         log.info("%s email of event %s already dealt with", kind.label, cmd.event_id)
         return Outcome.ALREADY_DONE

@@ -4,6 +4,9 @@
   handed to SMTP (or refused for good). Never holds the token or the link.
 - `notify:email-lease:{event_id}` (string: the holder): held while one copy of the task is
   sending, so that two copies running at once do not both send; it lapses by itself.
+- `notify:registration-emails:{registration_id}` (set): the event ids of the emails asked for a
+  registration (written by the consumer, `erasure.remembering`), so that erasing its account
+  erases the address (`to`) of their records; it outlives them (`INDEX_TTL_SECONDS`).
 
 Both keys of an email are read in one round trip, watched when inside a transaction.
 """
@@ -16,6 +19,7 @@ from services.notify.domain import Delivery, Outcome
 from shared.unit_of_work import RedisUnitOfWork
 
 RECORD_TTL_SECONDS = 7 * 24 * 3600  # as long as the bus remembers a seen event
+INDEX_TTL_SECONDS = RECORD_TTL_SECONDS + 24 * 3600  # an email is recorded at its last retry, hours later
 
 
 def _email_key(event_id: str) -> str:
@@ -24,6 +28,10 @@ def _email_key(event_id: str) -> str:
 
 def _lease_key(event_id: str) -> str:
     return f"notify:email-lease:{event_id}"
+
+
+def _registration_emails_key(registration_id: str) -> str:
+    return f"notify:registration-emails:{registration_id}"
 
 
 class EmailRepository:
@@ -47,6 +55,25 @@ class EmailRepository:
         key = _email_key(event_id)
         self.uow.writes.hset(key, mapping={"status": outcome.value, "sent_at": at, "to": to})
         self.uow.writes.expire(key, RECORD_TTL_SECONDS)
+
+    def remember_for(self, registration_id: str, event_id: str) -> None:
+        """The email of `event_id` is one of the registration's."""
+        key = _registration_emails_key(registration_id)
+        self.uow.writes.sadd(key, event_id)
+        self.uow.writes.expire(key, INDEX_TTL_SECONDS)
+
+    def of_registration(self, registration_id: str) -> list[str]:
+        """The event ids of the registration's emails (their records may have lapsed)."""
+        key = _registration_emails_key(registration_id)
+        (members,) = self.uow.read(key, ("SMEMBERS", key))
+        return sorted(members)
+
+    def erase_recipients(self, registration_id: str, event_ids: list[str]) -> None:
+        """The address (`to`) erased from the records of these emails, and the registration's
+        list of them deleted: its account is erased. A record not written yet is left alone."""
+        for event_id in event_ids:
+            self.uow.writes.hdel(_email_key(event_id), "to")
+        self.uow.writes.delete(_registration_emails_key(registration_id))
 
 
 class NotifyUnitOfWork(RedisUnitOfWork):

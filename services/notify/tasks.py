@@ -24,6 +24,7 @@ from services.notify.bootstrap import SERVICE, Notify, bootstrap
 from services.notify.domain import Outcome
 from shared import metrics
 from shared.bootstrap import for_celery
+from shared.replication import NotReplicated
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class EmailTask(Task):
     """Celery's retry options for the email tasks. Those the settings give are read from the app
     the task belongs to (`retry_backoff_max` when Celery binds the task to it)."""
 
-    autoretry_for = (handlers.TryLater, redis.ConnectionError, redis.TimeoutError)
+    autoretry_for = (handlers.TryLater, NotReplicated, redis.ConnectionError, redis.TimeoutError)
     retry_backoff = True
     retry_jitter = True
 
@@ -92,7 +93,7 @@ def _send(task: EmailTask, event_type: str, data: dict[str, Any]) -> Outcome:
         wait_for_redis(wiring.redis, REDIS_WAIT_SECONDS)
         _put_off(task, event_type, exc)
         raise
-    except handlers.TryLater as exc:
+    except (handlers.TryLater, NotReplicated) as exc:  # the lease or the outcome not on a replica yet
         _put_off(task, event_type, exc)
         raise
     metrics.count_outcome(task.name, outcome)  # `portal_task_outcomes_total{task, outcome}`
@@ -158,3 +159,23 @@ def send_second_factor_enrolled_email(self: EmailTask, **data: Any) -> Outcome:
 @shared_task(name=handlers.SEND_SECOND_FACTOR_REMOVED_EMAIL, bind=True, base=EmailTask)
 def send_second_factor_removed_email(self: EmailTask, **data: Any) -> Outcome:
     return _send(self, "SecondFactorRemoved", data)
+
+
+@shared_task(name=handlers.SEND_APPROVAL_REQUESTED_EMAIL, bind=True, base=EmailTask)
+def send_approval_requested_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "ApprovalRequested", data)
+
+
+@shared_task(name=handlers.SEND_ATTACHMENT_APPROVED_EMAIL, bind=True, base=EmailTask)
+def send_attachment_approved_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "AttachmentApproved", data)
+
+
+@shared_task(name=handlers.SEND_ATTACHMENT_REFUSED_EMAIL, bind=True, base=EmailTask)
+def send_attachment_refused_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "AttachmentRefused", data)
+
+
+@shared_task(name=handlers.SEND_ATTACHMENT_EXPIRED_EMAIL, bind=True, base=EmailTask)
+def send_attachment_expired_email(self: EmailTask, **data: Any) -> Outcome:
+    return _send(self, "AttachmentExpired", data)

@@ -55,6 +55,11 @@ def confirm(command: handlers.ConfirmStructure) -> domain.NewStructure:
     )
 
 
+def existing_structure(registration: domain.Registration) -> domain.ExistingStructure | None:
+    """The structure that already has the registration's identity: the newcomer asks to join it."""
+    return handlers.existing_structure(registration.identity, _wiring().uow())
+
+
 def new_captcha(registration_id: str | None = None, *, with_image: bool = False) -> IssuedCaptcha:
     """A new challenge, for `registration_id` when one is named (the page's own, or the API's
     `?registration_id=`); its image drawn now only `with_image`."""
@@ -68,6 +73,15 @@ def captcha_image_url(captcha: IssuedCaptcha) -> str:
     return url_for("structure.CaptchaImage", captcha_id=captcha.captcha_id)
 
 
+def captcha_audio_url(captcha: IssuedCaptcha) -> str:
+    return url_for("structure.CaptchaAudio", captcha_id=captcha.captcha_id)
+
+
+def new_captcha_url(registration_id: str) -> str:
+    """Where a page's script asks for a new challenge for the registration (`POST`)."""
+    return url_for("structure.CaptchaChallenges", registration_id=registration_id)
+
+
 def _given(section: dict[str, Any] | None) -> dict[str, Any]:
     """The fields actually sent: a left-out or null field takes the form's default."""
     return {k: v for k, v in (section or {}).items() if v is not None}
@@ -79,7 +93,7 @@ class RegistrationForm(MethodView):
     def get(self, registration_id):
         """The step-2 form's data, pre-filled from SIRENE."""
         registration = form(registration_id)
-        existing = handlers.existing_structure(registration.identity, _wiring().uow())
+        existing = existing_structure(registration)
         return {
             **asdict(registration.identity),
             "login_email": registration.login_email,
@@ -113,7 +127,8 @@ class CaptchaChallenges(MethodView):
     @blp.arguments(CaptchaRequestSchema, location="query")
     @blp.response(201, CaptchaSchema)
     def post(self, query):
-        """A new bot challenge: its id and its image (valid 10 minutes, single use).
+        """A new bot challenge: its id, its image, and where to get it as audio (valid 10
+        minutes, single use).
 
         Naming the registration (`?registration_id=`) keeps only its latest few challenges
         alive: a new one spends the oldest."""
@@ -123,6 +138,7 @@ class CaptchaChallenges(MethodView):
             "captcha_id": issued.captcha_id,
             "image": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
             "image_url": captcha_image_url(issued),
+            "audio_url": captcha_audio_url(issued),
         }
 
 
@@ -131,8 +147,23 @@ class CaptchaImage(MethodView):
     @blp.alt_response(200, description="L'image PNG du défi", content_type="image/png", success=True)
     def get(self, captcha_id):
         """The challenge's image, for pages that show it with an <img>: drawn again (same text,
-        new noise) a few times at most per challenge, the image given by `POST /captchas`
-        included."""
+        new noise) a few times at most per challenge, images and audio together, the image
+        given by `POST /captchas` included."""
         wiring = _wiring()
         png = handlers.captcha_image(captcha_id, wiring.uow(), wiring.captchas, wiring.sealing_keys)
         return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+@blp.route("/captchas/<captcha_id>.wav")
+class CaptchaAudio(MethodView):
+    @blp.alt_response(
+        200, description="Le code du défi, dicté en français (WAV)", content_type="audio/wav", success=True
+    )
+    def get(self, captcha_id):
+        """The challenge said aloud, for people who cannot read its image: three beeps, its
+        characters said one by one in French under noise, a last beep. Made again (same text,
+        new noise) at each call, on the same budget as the images: a few times at most per
+        challenge, images and audio together."""
+        wiring = _wiring()
+        wav = handlers.captcha_audio(captcha_id, wiring.uow(), wiring.captchas, wiring.sealing_keys)
+        return Response(wav, mimetype="audio/wav", headers={"Cache-Control": "no-store"})

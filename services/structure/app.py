@@ -8,7 +8,7 @@ from collections.abc import Callable
 import redis
 from flask import Flask, request
 
-from services.structure import api, companies_api, companies_pages, pages
+from services.structure import api, attachment_api, attachment_pages, companies_api, companies_pages, pages
 from services.structure.bootstrap import SERVICE, Structure, bootstrap
 from services.structure.captcha import random_text
 from services.structure.sirene.sources import Register
@@ -33,8 +33,8 @@ def create_app(
         SERVICE,
         "structure — étape 2",
         wiring,
-        api=[api.blp, companies_api.blp],
-        pages=[pages.bp, companies_pages.bp],
+        api=[api.blp, attachment_api.blp, companies_api.blp],
+        pages=[pages.bp, attachment_pages.bp, companies_pages.bp],
         guards=[
             guard_step_two(wiring.settings),
             guard_step_two_reads(wiring.settings),
@@ -45,9 +45,15 @@ def create_app(
 
 
 def guard_step_two(settings: Settings) -> limits.Guard:
-    """Confirming step 2 (where the bot challenge is answered), API and page alike."""
+    """Confirming step 2, or asking to join the structure instead (where the bot challenge is
+    answered), API and page alike."""
     return limits.Guard(
-        endpoints=("structure.RegistrationForm", "structure_pages.confirm"),
+        endpoints=(
+            "structure.RegistrationForm",
+            "structure_pages.confirm",
+            "structure_attachment.AttachmentRequest",
+            "structure_attachment_pages.request_attachment",
+        ),
         methods=("POST",),
         rules=(
             limits.per_client("structure-ip", settings.rate_limit_structure_per_ip),
@@ -63,7 +69,11 @@ def guard_step_two(settings: Settings) -> limits.Guard:
 def guard_step_two_reads(settings: Settings) -> limits.Guard:
     """Reading the step-2 form, API and page alike: an unknown id may be waited for a moment."""
     return limits.Guard(
-        endpoints=("structure.RegistrationForm", "structure_pages.step_two"),
+        endpoints=(
+            "structure.RegistrationForm",
+            "structure_pages.step_two",
+            "structure_attachment_pages.attachment_form",
+        ),
         methods=("GET",),
         rules=(limits.per_client("step2-read-ip", settings.rate_limit_step_reads_per_ip),),
     )
@@ -80,14 +90,20 @@ def guard_company_search(settings: Settings) -> limits.Guard:
 
 
 CAPTCHA_API = "structure.CaptchaChallenges"
-CAPTCHA_PAGES = ("structure_pages.step_two", "structure_pages.confirm")
+CAPTCHA_PAGES = (
+    "structure_pages.step_two",
+    "structure_pages.confirm",
+    "structure_attachment_pages.attachment_form",
+    "structure_attachment_pages.request_attachment",
+)
 
 
 def guard_captchas(settings: Settings) -> limits.Guard:
     """Every challenge issued: `POST /captchas`, and the step-2 page, whose every render (the
     form, or the form refused) issues one. They share the buckets, per client address and per
     registration (the page's, or the one the API names). The image's URL needs no bucket of
-    its own: each challenge's image is drawn twice at most (`captcha.DRAWS_PER_CHALLENGE`)."""
+    its own: each challenge is rendered three times at most, image or audio
+    (`captcha.DRAWS_PER_CHALLENGE`)."""
     pages = CAPTCHA_PAGES if settings.captcha_enabled else ()  # switched off, a render issues none
     return limits.Guard(
         endpoints=(CAPTCHA_API, *pages),

@@ -32,6 +32,8 @@ class Structure(Wiring):
             self.redis,
             SERVICE,
             stream_maxlen=self.settings.event_stream_maxlen,
+            min_replicas=self.settings.redis_min_replicas,
+            replica_timeout_ms=self.settings.redis_replica_timeout_ms,
             clock=self.clock,
         )
 

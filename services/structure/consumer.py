@@ -1,12 +1,13 @@
 """`python -m services.structure.consumer`: keeps each started registration and its pre-fill,
-and holds for good each structure whose gestionnaire principal is activated."""
+holds for good each structure whose gestionnaire principal is activated, and erases a
+deactivated account's registrations' personal fields (`erasure.py`)."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
 
-from services.structure import handlers
+from services.structure import erasure, handlers
 from services.structure.bootstrap import SERVICE, Structure, bootstrap
 from shared.bootstrap import event_consumer, run_consumer
 from shared.bus import Consumer, Handler
@@ -20,6 +21,7 @@ def handlers_of(wiring: Structure) -> dict[str, Handler]:
             keep_seconds=wiring.settings.registration_ttl_seconds,
         ),
         "AccountActivated": handlers.on_account_activated,
+        "AccountDeactivated": erasure.on_account_deactivated,
     }
 
 

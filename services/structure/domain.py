@@ -26,6 +26,8 @@ from shared.errors import Conflict, DomainError, Invalid, NotFound
 from shared.timestamps import iso_utc
 
 SIRET = "SIRET"
+PARTICULIER = "PARTICULIER"  # a private person: the structure is the person, named after them
+AUTRE = "AUTRE"  # a company being registered: the structure is marked as such
 DEFAULT_COUNTRY = "FR"
 
 
@@ -62,6 +64,8 @@ class Verification(StrEnum):
     CONFIRMED = "confirmed"  # checked by the sweep: open, as typed
     FLAGGED = "flagged"  # the sweep found it unknown or closed: the person is told
     NOT_APPLICABLE = "not_applicable"  # identifiers other than SIRET are not in SIRENE
+
+
 PAYMENT_REQUESTS_REQUIRED = "La fonctionnalité « Déposer des demandes de paiement » est obligatoire."
 EMAILS_DIFFER = "Les deux adresses électroniques de connexion ne correspondent pas."
 ALREADY_CONFIRMED = "Cette inscription est déjà confirmée : sa structure a été créée."
@@ -268,6 +272,16 @@ def is_in_sirene(identity: Identity) -> bool:
     return identity.identifier_type == SIRET
 
 
+def is_private_person(identity: Identity | None) -> bool:
+    """A private person's structure is the person: named after them, it has no company name."""
+    return identity is not None and identity.identifier_type == PARTICULIER
+
+
+def is_being_registered(identity: Identity) -> bool:
+    """AUTRE: a company being registered, with a provisional identifier."""
+    return identity.identifier_type == AUTRE
+
+
 def lookup_outcome(lookup: Lookup) -> LookupOutcome:
     if lookup.establishment is None:
         return UNVERIFIED if lookup.unavailable else UNKNOWN
@@ -371,15 +385,25 @@ def refusal(current: Registration | None, holder: str | None, errors: Errors) ->
 
 
 def check_confirmation(
-    structure: StructureFields, user: UserForm, features: Features, login_email: str
+    structure: StructureFields,
+    user: UserForm,
+    features: Features,
+    login_email: str,
+    identity: Identity | None = None,
 ) -> tuple[Confirmation | None, Errors]:
     """Check the whole form against the registration's login email.
+
+    A private person's structure (`identity` of type PARTICULIER) is named after the person,
+    « Prénom Nom », whatever company name is sent: none is required then.
 
     Returns the cleaned confirmation and no errors, or None and every field error found.
     """
     errors: Errors = {}
-    clean_structure = _check_structure(structure, errors)
+    private_person = is_private_person(identity)
+    clean_structure = _check_structure(structure, errors, company_name_required=not private_person)
     person = _check_person(user, login_email, errors)
+    if private_person:
+        clean_structure = replace(clean_structure, company_name=f"{person.first_name} {person.last_name}")
     if not features.payment_requests:
         errors["features.payment_requests"] = [PAYMENT_REQUESTS_REQUIRED]
     if errors:
@@ -387,11 +411,16 @@ def check_confirmation(
     return Confirmation(clean_structure, person, features), {}
 
 
-def _check_structure(form: StructureFields, errors: Errors) -> StructureFields:
+def _check_structure(
+    form: StructureFields, errors: Errors, *, company_name_required: bool = True
+) -> StructureFields:
+    """The structure's fields; without a company name when the structure is named otherwise."""
     values = {
         name: _text(getattr(form, name), f"structure.{name}", spec, errors)
         for name, spec in STRUCTURE_FIELDS.items()
+        if company_name_required or name != "company_name"
     }
+    values.setdefault("company_name", "")
     country = (form.country or "").strip().upper() or DEFAULT_COUNTRY
     if not _COUNTRY.match(country):
         errors["structure.country"] = ["Le pays doit être un code à deux lettres (ISO 3166), par exemple FR."]
@@ -473,7 +502,8 @@ def structure_confirmed(
     and identifier); the country typed in the address goes in `address_country`. Empty
     optional fields travel as null. `claim_expires_at` tells activate when its first account can
     no longer be activated. `verified` is False for a SIRET that no source could check (the
-    structure is `to_verify`).
+    structure is `to_verify`). `being_registered` marks a company being registered (AUTRE): its
+    identifier is provisional.
     """
     fields = confirmation.structure
     person = confirmation.person
@@ -492,6 +522,7 @@ def structure_confirmed(
             "postal_code": fields.postal_code,
             "city": fields.city,
             "address_country": fields.country,
+            "being_registered": is_being_registered(identity),
         },
         user={
             "last_name": person.last_name,
@@ -573,3 +604,10 @@ def activation_step(claim: Claim | None, role: str) -> ActivationStep:
     if claim.status is ClaimStatus.RELEASED:
         return ActivationStep.TOO_LATE
     return ActivationStep.HOLD
+
+
+def check_person(user: UserForm, login_email: str) -> tuple[Person | None, Errors]:
+    """The person's block alone, as an attachment request sends it (see `check_confirmation`)."""
+    errors: Errors = {}
+    person = _check_person(user, login_email, errors)
+    return (None, errors) if errors else (person, {})

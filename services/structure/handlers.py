@@ -11,7 +11,8 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from services.structure import captcha, domain
+from services.structure import attachment, captcha, domain
+from services.structure.attachment import NewAttachmentRequest
 from services.structure.captcha import (
     WRONG_ANSWER,
     CaptchaExpired,
@@ -108,6 +109,38 @@ class _Answer:
         return captcha.passes(stored, self.captcha_id, self.text, now)
 
 
+def _checked_with_the_form(
+    uow: StructureUnitOfWork,
+    registration: Registration,
+    errors: domain.Errors,
+    captcha_required: bool,
+    captcha_id: str | None,
+    text: str | None,
+    stored: StoredCaptcha | None,
+) -> _Answer | None:
+    """The challenge's answer, checked before any transaction so that the person reads its fault
+    along with the form's others: Refused with every error when there is one (the challenge, once
+    checked, is spent)."""
+    answer = _Answer(captcha_id, text) if captcha_id else None
+    if captcha_required and not (answer and answer.passes(stored, uow.clock())):
+        errors["captcha"] = [WRONG_ANSWER]
+    if errors:
+        if answer is not None and stored is not None:
+            uow.run(uow.captchas.remove, answer.captcha_id)  # checked, so spent
+        raise domain.Refused(registration, errors)
+    return answer
+
+
+def _spent(uow: StructureUnitOfWork, answer: _Answer | None, stored: StoredCaptcha | None) -> domain.Errors:
+    """Inside the transaction: the challenge read again under watch is what lets the form through;
+    it is spent, right or wrong."""
+    if answer is None:
+        return {}
+    if stored is not None:
+        uow.captchas.remove(answer.captcha_id)
+    return {} if answer.passes(stored, uow.clock()) else {"captcha": [WRONG_ANSWER]}
+
+
 def confirm_structure(
     cmd: ConfirmStructure,
     uow: StructureUnitOfWork,
@@ -132,7 +165,7 @@ def confirm_structure(
     registration = domain.still_open(registration)
     identity = registration.identity
     confirmation, errors = domain.check_confirmation(
-        cmd.structure, cmd.user, cmd.features, registration.login_email
+        cmd.structure, cmd.user, cmd.features, registration.login_email, identity
     )
     verification = domain.Verification.NOT_APPLICABLE
     if domain.is_in_sirene(identity):
@@ -141,13 +174,9 @@ def confirm_structure(
         outcome = domain.lookup_outcome(lookup)
         errors.update(domain.lookup_errors(outcome, lookup.as_of))
         verification = domain.verification_of(outcome)
-    answer = _Answer(captcha_id, cmd.captcha_answer) if captcha_id else None
-    if captcha_required and not (answer and answer.passes(stored, uow.clock())):
-        errors["captcha"] = [WRONG_ANSWER]
-    if errors or confirmation is None:
-        if answer is not None and stored is not None:
-            uow.run(uow.captchas.remove, answer.captcha_id)  # checked, so spent
-        raise domain.Refused(registration, errors)
+    answer = _checked_with_the_form(
+        uow, registration, errors, captcha_required, captcha_id, cmd.captcha_answer, stored
+    )
 
     now = uow.clock()
     structure = NewStructure(
@@ -205,12 +234,7 @@ def _open_structure(
         uow.structures.read_holder(structure.identity),
         uow.captchas.read(answer.captcha_id if answer else None),
     )
-    errors: domain.Errors = {}
-    if answer is not None:
-        if stored is not None:
-            uow.captchas.remove(answer.captcha_id)  # checked once, right or wrong
-        if not answer.passes(stored, uow.clock()):
-            errors["captcha"] = [WRONG_ANSWER]
+    errors = _spent(uow, answer, stored)
     refusal = domain.refusal(current, holder, errors)
     if refusal is not None:
         return refusal
@@ -220,6 +244,66 @@ def _open_structure(
     )
     uow.publish(event)
     return structure
+
+
+# --- the attachment request ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestAttachment:
+    registration_id: str
+    user: domain.UserForm
+    captcha_id: str | None = None
+    captcha_answer: str | None = None
+
+
+def request_attachment(
+    cmd: RequestAttachment, uow: StructureUnitOfWork, *, captcha_required: bool, arrivals: Awaiting
+) -> NewAttachmentRequest:
+    """Step 2 when the identifier already has a structure: ask to join it (AttachmentRequested).
+
+    The person's block and the challenge are checked as step 2 checks them, every error at once
+    (Refused); then, in one transaction, the registration, its identity's guard and the structure
+    it names are read again, so that a request and a step 2 of the same registration at once make
+    one effect. Raises UnknownRegistration, AlreadyConfirmed, Refused or NoStructureToJoin."""
+    captcha_id = cmd.captcha_id if captcha_required else None
+    registration, stored = _registration_and_challenge(uow, cmd.registration_id, captcha_id, arrivals)
+    registration = domain.still_open(registration)
+    person, errors = domain.check_person(cmd.user, registration.login_email)
+    answer = _checked_with_the_form(
+        uow, registration, errors, captcha_required, captcha_id, cmd.captcha_answer, stored
+    )
+    outcome = uow.run(_record_attachment, uow, registration, person, answer)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
+
+
+def _record_attachment(
+    uow: StructureUnitOfWork, registration: Registration, person: domain.Person, answer: _Answer | None
+) -> NewAttachmentRequest | DomainError:
+    current, holder, stored = uow.read_together(
+        uow.registrations.read(registration.registration_id),
+        uow.structures.read_holder(registration.identity),
+        uow.captchas.read(answer.captcha_id if answer else None),
+    )
+    (existing,) = uow.read_together(uow.structures.read_existing(holder))
+    errors = _spent(uow, answer, stored)
+    joined = attachment.structure_to_join(current, existing, errors)
+    if isinstance(joined, DomainError):
+        return joined
+    request = NewAttachmentRequest(
+        attachment_request_id=str(uuid.uuid4()),
+        registration_id=registration.registration_id,
+        structure=joined,
+        person=person,
+        requested_at=iso_utc(uow.clock()),
+    )
+    uow.registrations.record_attachment(
+        request.registration_id, joined.structure_id, request.attachment_request_id, request.requested_at
+    )
+    uow.publish(attachment.attachment_requested(request))
+    return request
 
 
 # --- the bot challenge -----------------------------------------------------------------------
@@ -259,16 +343,28 @@ def _keep_captcha(
 
 def captcha_image(captcha_id: str, uow: StructureUnitOfWork, maker: CaptchaMaker, keys: SealingKeys) -> bytes:
     """The challenge's image, drawn again from its sealed text. Raises CaptchaExpired when it is
-    unknown, expired or drawn `DRAWS_PER_CHALLENGE` times already."""
+    unknown, expired or rendered `DRAWS_PER_CHALLENGE` times already."""
+    return maker.draw(_text_to_render(captcha_id, uow, keys))
+
+
+def captcha_audio(captcha_id: str, uow: StructureUnitOfWork, maker: CaptchaMaker, keys: SealingKeys) -> bytes:
+    """The challenge's text said aloud (WAV), from its sealed text: one rendering of the same
+    budget as its images. Raises CaptchaExpired as `captcha_image` does."""
+    return maker.say(_text_to_render(captcha_id, uow, keys))
+
+
+def _text_to_render(captcha_id: str, uow: StructureUnitOfWork, keys: SealingKeys) -> str:
+    """The challenge's text, once its rendering is counted; CaptchaExpired when none is left."""
     sealed_text = uow.run(_count_drawing, uow, captcha_id)
     text = keys.unseal(sealed_text) if sealed_text is not None else None
     if text is None:
         raise CaptchaExpired()
-    return maker.draw(text)
+    return text
 
 
 def _count_drawing(uow: StructureUnitOfWork, captcha_id: str) -> str | None:
-    """The challenge's sealed text, if it may be drawn once more; that drawing is counted."""
+    """The challenge's sealed text, if it may be rendered (drawn or said) once more; that
+    rendering is counted."""
     kept = uow.captchas.drawing(captcha_id)
     if kept is None or not captcha.may_draw(kept, uow.clock()):
         return None

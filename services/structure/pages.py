@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import redirect, render_template, request
 
+from services.identify.wording import wording_of
 from services.structure import api, domain, handlers
 from services.structure.domain import (
     AlreadyConfirmed,
@@ -61,23 +62,13 @@ TEXT_FIELDS = (
     "structure.country",
 )
 
-IDENTIFIER_TYPES = {
-    domain.SIRET: "SIRET",
-    "UE_HORS_FRANCE": "numéro de TVA intracommunautaire",
-    "HORS_UE": "identifiant hors Union européenne",
-    "RIDET": "numéro RIDET",
-    "TAHITI": "numéro TAHITI",
-    "PARTICULIER": "particulier",
-    "AUTRE": "structure en cours d'immatriculation ou autre",
-}
-
 CHECK_THE_SIRET = "Vérifiez le numéro de SIRET de votre entreprise et recommencez à l'étape 1."
 UNKNOWN_REGISTRATION = (
     "Cette inscription n'existe pas ou a expiré. Recommencez la création de votre compte à l'étape 1."
 )
 
 
-def _next_step(registration_id: str):
+def next_step(registration_id: str):
     return redirect(f"/activate/registrations/{registration_id}/workspaces", code=303)
 
 
@@ -86,11 +77,13 @@ def step_two(registration_id: str):
     try:
         registration = api.form(registration_id)
     except UnknownRegistration as error:
-        return _unknown_registration(error)
+        return unknown_registration(error)
     except UnusableIdentifier as error:
-        return _unusable_identifier(error)
+        return unusable_identifier(error)
     if registration.confirmed:
-        return _next_step(registration_id)  # back on step 2 afterwards: straight on to step 3
+        return next_step(registration_id)  # back on step 2 afterwards: straight on to step 3
+    if api.existing_structure(registration) is not None:  # never taken over: ask to join it
+        return redirect(f"/structure/registrations/{registration_id}/attachment", code=303)
     return _render(registration, _prefilled(registration), {})
 
 
@@ -118,14 +111,14 @@ def confirm(registration_id: str):
     try:
         api.confirm(command)
     except UnknownRegistration as error:
-        return _unknown_registration(error)
+        return unknown_registration(error)
     except AlreadyConfirmed:
-        return _next_step(registration_id)
+        return next_step(registration_id)
     except StructureExists as error:
         return _structure_exists(error)
     except Refused as error:
         return _render(error.registration, _typed(form), error.errors), 422
-    return _next_step(registration_id)
+    return next_step(registration_id)
 
 
 def _checked(form: Mapping[str, str], name: str) -> bool:
@@ -150,40 +143,54 @@ def _typed(form: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+def page_captcha(registration_id: str) -> dict[str, str] | None:
+    """The challenge a form page shows, when one is asked for: a new one at every render (the
+    last one is spent), for this registration, which keeps only its latest few. Its image is
+    drawn when the page's <img> loads it, its audio said when the page's player plays it;
+    `new_url` is where the page's script asks for another one."""
+    if not api.captcha_required():
+        return None
+    issued = api.new_captcha(registration_id)
+    return {
+        "id": issued.captcha_id,
+        "image_url": api.captcha_image_url(issued),
+        "audio_url": api.captcha_audio_url(issued),
+        "new_url": api.new_captcha_url(registration_id),
+    }
+
+
 def _render(registration: Registration, values: dict[str, Any], errors: dict[str, list[str]]):
-    captcha = None
-    if api.captcha_required():
-        # A new challenge at every render (the last one is spent), for this registration: it
-        # keeps only its latest few. Its image is drawn when the page's <img> loads it.
-        issued = api.new_captcha(registration.registration_id)
-        captcha = {"id": issued.captcha_id, "image_url": api.captcha_image_url(issued)}
+    captcha = page_captcha(registration.registration_id)
     identity = registration.identity
     return render_template(
         "structure/step2.html",
         title="Complétez les informations demandées",
         step=2,
         registration=registration,
-        identifier_type=IDENTIFIER_TYPES.get(identity.identifier_type, identity.identifier_type),
+        # The type's name and expected format, as step 1 words them (services/identify/wording.py).
+        identifier_wording=wording_of(identity.identifier_type),
+        private_person=domain.is_private_person(identity),
+        being_registered=domain.is_being_registered(identity),
         identity_country=dict(country_names()).get(identity.country, identity.country),
         values=values,
-        errors=_in_page_order(errors),
+        errors=in_page_order(errors),
         labels=LABELS,
         summary_labels=SUMMARY_LABELS,
         captcha=captcha,
     )
 
 
-def _in_page_order(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+def in_page_order(errors: dict[str, list[str]]) -> dict[str, list[str]]:
     """The errors as the fields come on the page, so the summary reads top to bottom."""
     order = {name: position for position, name in enumerate(LABELS)}
     return dict(sorted(errors.items(), key=lambda item: order.get(item[0], len(order))))
 
 
-def _unknown_registration(error: UnknownRegistration):
+def unknown_registration(error: UnknownRegistration):
     return problem_page(error, title="Inscription introuvable", message=UNKNOWN_REGISTRATION)
 
 
-def _unusable_identifier(error: UnusableIdentifier):
+def unusable_identifier(error: UnusableIdentifier):
     return problem_page(
         error,
         step=2,
@@ -194,7 +201,7 @@ def _unusable_identifier(error: UnusableIdentifier):
 
 def _structure_exists(error: StructureExists):
     identity = error.registration.identity
-    kind = IDENTIFIER_TYPES.get(identity.identifier_type, identity.identifier_type)
+    kind = wording_of(identity.identifier_type).name
     return problem_page(
         error,
         step=2,

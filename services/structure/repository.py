@@ -1,7 +1,9 @@
 """The only module that knows structure's Redis keys (prefix `structure:`).
 
 - `structure:registration:{registration_id}` (hash): the registration as step 1 announced it,
-  the SIRENE look-up's outcome, the form's pre-fill, and once confirmed its structure id;
+  the SIRENE look-up's outcome, the form's pre-fill, and once confirmed its structure id (the
+  structure it opened, or the one it asked to join, with `attachment_request_id`); its login
+  email and pre-fill are erased once its account is deactivated (`erasure.py`);
 - `structure:structure:{structure_id}` (hash): a structure, with its claim on its identity
   (`claim_status`, `claim_expires_at`); a released structure is kept a week, then forgotten;
 - `structure:by-identifier:{country}:{type}:{identifier}` (string): the structure id of an
@@ -200,6 +202,30 @@ class RegistrationRepository:
         self.uow.writes.hset(
             _registration_key(registration_id),
             mapping={"structure_id": structure_id, "confirmed_at": confirmed_at},
+        )
+
+    def erase_personal_fields(self, registration: Registration) -> None:
+        """The registration's login email and pre-fill as `registration` has them once erased
+        (`erasure.erased`). Only for a registration just read: HSET would make a key."""
+        self.uow.writes.hset(
+            _registration_key(registration.registration_id),
+            mapping={
+                "login_email": registration.login_email,
+                "prefill": json.dumps(asdict(registration.prefill), ensure_ascii=False),
+            },
+        )
+
+    def record_attachment(
+        self, registration_id: str, structure_id: str, attachment_request_id: str, requested_at: str
+    ) -> None:
+        """The registration asked to join `structure_id`: it is done with step 2, as a confirmed one."""
+        self.uow.writes.hset(
+            _registration_key(registration_id),
+            mapping={
+                "structure_id": structure_id,
+                "attachment_request_id": attachment_request_id,
+                "confirmed_at": requested_at,
+            },
         )
 
 

@@ -138,3 +138,6 @@ class CaptchaSchema(PortalSchema):
     image_url = fields.String(
         metadata={"description": "L'image du même défi, en PNG (mêmes caractères, dessinés à nouveau)"}
     )
+    audio_url = fields.String(
+        metadata={"description": "Le même défi dicté en français, en WAV (mêmes caractères)"}
+    )

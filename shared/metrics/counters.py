@@ -11,6 +11,8 @@
   `count_outcome` (an email "sent", 3 links "expired"…); the task names its outcomes, this
   module knows none of them. `task_retries_total{task}` and `task_failures_total{task}` (raised
   and not retried): counted for every task by `shared.celery_app`'s signals.
+- `writes_not_replicated_total`: transactions whose replicas did not confirm them within
+  REDIS_REPLICA_TIMEOUT_MS (`shared.replication`): answered 503.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ EVENT_HANDLING = Histogram(
 TASK_OUTCOMES = Counter(
     "portal_task_outcomes_total", "What Celery tasks reported having done, by outcome", ["task", "outcome"]
 )
+WRITES_NOT_REPLICATED = Counter(
+    "portal_writes_not_replicated_total", "Transactions that too few replicas confirmed in time"
+)
 TASK_RETRIES = Counter("portal_task_retries_total", "Celery task runs put off for a retry", ["task"])
 TASK_FAILURES = Counter(
     "portal_task_failures_total", "Celery task runs that raised and were not retried", ["task"]
@@ -69,3 +74,7 @@ def task_retried(task: str) -> None:
 
 def task_failed(task: str) -> None:
     TASK_FAILURES.labels(task).inc()
+
+
+def count_not_replicated() -> None:
+    WRITES_NOT_REPLICATED.inc()

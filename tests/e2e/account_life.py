@@ -115,7 +115,7 @@ def register(system: RunningSystem, tag: str) -> Pending:
     """Steps 1 to 3 through the JSON API (the default workspaces), with a SIRET of its own
     (tests/e2e/sirets.py)."""
     email = unique_email(tag)
-    siret, _ = take_siret()
+    siret, _ = take_siret(system)
     started = requests.post(
         system.url("/identify/api/registrations"),
         json={"login_email": email, "identifier": siret},

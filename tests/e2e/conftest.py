@@ -77,8 +77,11 @@ def captcha_system(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def short_ttl_system(tmp_path_factory):
-    """Activation links valid 2 seconds, swept every second: to see a link expire."""
+    """Activation links valid 2 seconds, attachment requests 3, swept every second: to see them expire."""
     with start_system(
-        tmp_path_factory.mktemp("var-ttl"), ACTIVATION_TTL_SECONDS="2", EXPIRY_SWEEP_SECONDS="1"
+        tmp_path_factory.mktemp("var-ttl"),
+        ACTIVATION_TTL_SECONDS="2",
+        ATTACHMENT_TTL_SECONDS="3",
+        EXPIRY_SWEEP_SECONDS="1",
     ) as system:
         yield system

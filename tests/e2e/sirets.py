@@ -1,5 +1,6 @@
-"""Open establishments of the shipped SIRENE extract, handed out once each per test session:
-a structure can be created only once, so every journey that creates one needs its own SIRET."""
+"""Open establishments of the shipped SIRENE extract, handed out once each per running system: a
+structure can be created only once, so every journey that creates one needs its own SIRET, and the
+extract has few open ones (each system started for the tests has its own Redis, so its own pool)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import threading
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.structure.sirene.model import Establishment
 from services.structure.sirene.stock_rows import (
@@ -15,11 +17,14 @@ from services.structure.sirene.stock_rows import (
     establishment_from_rows,
 )
 
+if TYPE_CHECKING:
+    from tests.e2e.conftest import RunningSystem
+
 DATA = Path(__file__).resolve().parents[2] / "services" / "structure" / "data"
 SEED_SIRET = "81880244900038"
 
 _lock = threading.Lock()
-_given: set[str] = set()
+_given: dict[str, set[str]] = {}  # the system's base URL → the SIRETs given out for it
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -42,11 +47,12 @@ def _open_sirets() -> list[str]:
     return [SEED_SIRET] + [s for s in found if s != SEED_SIRET]
 
 
-def take_siret() -> tuple[str, Establishment]:
-    """An open, diffusible SIRET no other test of this session has used, the seed's first."""
+def take_siret(system: RunningSystem) -> tuple[str, Establishment]:
+    """An open, diffusible SIRET that no other test has used on `system`, the seed's first."""
     with _lock:
+        given = _given.setdefault(system.base_url, set())
         for siret in _open_sirets():
-            if siret not in _given:
-                _given.add(siret)
+            if siret not in given:
+                given.add(siret)
                 return siret, _sample()[siret]
-    raise RuntimeError("the SIRENE extract has no unused open establishment left")
+    raise RuntimeError("the SIRENE extract has no unused open establishment left for this system")

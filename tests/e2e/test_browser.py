@@ -47,7 +47,7 @@ def look(page: Page, name: str, check_a11y: bool = True) -> None:
 
 def step_one(page: Page, system, email: str, siret: str | None = None) -> None:
     """Step 1 with `siret`, or with a SIRET no other test has used (for journeys that go on)."""
-    siret = siret or take_siret()[0]
+    siret = siret or take_siret(system)[0]
     page.goto(system.url("/identify/"))
     page.get_by_label("Adresse électronique de connexion").fill(email)
     page.get_by_label(re.compile("^Numéro de SIRET")).fill(siret)
@@ -98,7 +98,7 @@ def test_the_whole_journey_to_an_active_account(chromium, running_system, viewpo
     system, email = running_system, unique_email(viewport)
     page = open_page(chromium, viewport)
 
-    siret, known = take_siret()
+    siret, known = take_siret(system)
     page.goto(system.url("/identify/"))
     look(page, f"{viewport}-1-identification")
     step_one(page, system, email, siret)
@@ -159,7 +159,7 @@ def test_step_one_can_be_done_with_the_keyboard_alone(chromium, running_system):
     page.keyboard.type(unique_email("clavier"))
     page.keyboard.press("Tab")
     expect(page.get_by_label(re.compile("^Numéro de SIRET"))).to_be_focused()
-    page.keyboard.type(take_siret()[0])
+    page.keyboard.type(take_siret(running_system)[0])
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/structure/registrations/"))
     page.context.close()

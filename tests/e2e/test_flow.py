@@ -49,7 +49,7 @@ def test_health_and_openapi_of_each_service(running_system):
 def test_a_company_is_registered_from_step_one_to_an_active_account(running_system):
     system = running_system
     email = "fleurf@example.fr"
-    siret, known = take_siret()
+    siret, known = take_siret(system)
     mails_before = len(system.smtp.recorder.messages)
 
     # Step 1 — bad input first, then the real one.
@@ -193,7 +193,7 @@ def test_a_new_link_voids_the_old_one(running_system):
     email = "glucas@example.fr"
     rid = requests.post(
         system.url("/identify/api/registrations"),
-        json={"login_email": email, "identifier": take_siret()[0]},
+        json={"login_email": email, "identifier": take_siret(system)[0]},
         timeout=10,
     ).json()["registration_id"]
     form = requests.get(system.url(f"/structure/api/registrations/{rid}"), timeout=30).json()

@@ -41,7 +41,7 @@ def eventually(read: Callable[[], float], timeout: float = 30) -> float:
 
 def register_to_step_three(system) -> str:
     email = "metrics.e2e@example.fr"
-    siret, _ = take_siret()
+    siret, _ = take_siret(system)
     for _ in range(3):
         started = requests.post(
             system.url("/identify/api/registrations"),

@@ -37,7 +37,7 @@ GONE_KEYS = ["code", "message", "reason", "status"]
 
 def register_until_the_link(system, email: str, first_name: str, last_name: str) -> tuple[str, str]:
     """Steps 1 to 3 through the one origin; the registration id and the emailed token."""
-    siret, _ = take_siret()
+    siret, _ = take_siret(system)
     mails_before = len(system.smtp.recorder.messages)
     started = requests.post(
         system.url("/identify/api/registrations"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import ROOT, AofRedis, FaultySmtp, System
+from tests.faults.harness import ROOT, AofRedis, FaultySmtp, SentinelRedis, System
 
 HERE = Path(__file__).resolve().parent
 SUMMARY = ROOT / "test-artifacts" / "faults-summary.md"
@@ -90,11 +90,17 @@ def report(request):
 
 @pytest.fixture
 def start_system(tmp_path, request):
-    """`start_system(settings=..., copies=...)`: the whole system, process by process."""
+    """`start_system(settings=..., copies=..., sentinel=...)`: the whole system, process by process,
+    on a Redis of its own (or, with `sentinel`, a Sentinel deployment with one replica)."""
     started: list[System] = []
 
-    def start(settings: dict[str, str] | None = None, copies: dict[str, int] | None = None) -> System:
-        redis_server = AofRedis().start()
+    def start(
+        settings: dict[str, str] | None = None,
+        copies: dict[str, int] | None = None,
+        *,
+        sentinel: bool = False,
+    ) -> System:
+        redis_server = SentinelRedis().start() if sentinel else AofRedis().start()
         smtp = FaultySmtp().start()
         system = System(tmp_path / f"system-{len(started) + 1}", redis_server, smtp, settings, copies)
         started.append(system)

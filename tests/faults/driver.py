@@ -80,9 +80,20 @@ class Tally:
 
 
 class Driver:
-    def __init__(self, system: System, tag: str, *, step_timeout: float = 60, email_timeout: float = 60):
+    def __init__(
+        self,
+        system: System,
+        tag: str,
+        *,
+        step_timeout: float = 60,
+        email_timeout: float = 60,
+        idempotent: bool = False,
+    ):
         self.system = system
         self.tag = tag
+        # Each POST carries an Idempotency-Key of its journey and step, the same on every retry:
+        # a retried step 1 whose first try committed gets its first answer, not a second registration.
+        self.idempotent = idempotent
         self.step_timeout = step_timeout
         self.email_timeout = email_timeout
         self.tally = Tally()
@@ -95,7 +106,7 @@ class Driver:
             Journey(
                 number=n,
                 email=f"{self.tag}-{run}-{n}@example.com",
-                identifier=f"{self.tag.upper()}-{run}-{n}",
+                identifier=f"{self.tag[:5].upper()}-{run}-{n}",  # HORS_UE: 18 characters at most
                 first_name=FIRST_NAMES[n % len(FIRST_NAMES)],
             )
             for n in range(start, start + count)
@@ -143,13 +154,18 @@ class Driver:
         ok: tuple[int, ...] = (200,),
         already_done: Callable[[], bool] | None = None,
         retry_404: bool = False,
+        key: str | None = None,
     ) -> requests.Response | None:
-        """The first answer in `ok`; None when a 409/410 means a previous try already did it."""
+        """The first answer in `ok`; None when a 409/410 means a previous try already did it.
+        `key`: the step's Idempotency-Key, sent when the driver is `idempotent`."""
         deadline = time.monotonic() + self.step_timeout
         last = "no answer"
+        headers = {"Idempotency-Key": f"{self.tag}-{key}"} if self.idempotent and key else {}
         while time.monotonic() < deadline:
             try:
-                answer = requests.request(method, self.system.url(path), json=json, timeout=20)
+                answer = requests.request(
+                    method, self.system.url(path), json=json, headers=headers, timeout=20
+                )
             except requests.RequestException as exc:
                 self.tally.add("connection errors", f"{method} {path}: {exc}")
                 last = str(exc)
@@ -162,6 +178,10 @@ class Driver:
             if code == 503:
                 self._saw_503(method, path, answer)
                 time.sleep(0.3)
+                continue
+            if code == 409 and "Retry-After" in answer.headers:  # the same key's first try still holds it
+                self.tally.add("409 while the key's first try ran", f"{method} {path}")
+                time.sleep(float(answer.headers["Retry-After"]))
                 continue
             if code in (409, 410) and already_done is not None:
                 if already_done():
@@ -224,6 +244,7 @@ class Driver:
                 "country": "CH",
             },
             ok=(201,),
+            key=f"{journey.number}-identify",
         )
         journey.registration_id = answer.json()["registration_id"]
 
@@ -253,6 +274,7 @@ class Driver:
             already_done=lambda: self.moved_on(
                 journey, {"structure_confirmed", "workspaces_chosen", "activated"}
             ),
+            key=f"{journey.number}-structure",
         )
 
     def workspaces(self, journey: Journey) -> None:
@@ -264,6 +286,7 @@ class Driver:
             json={"workspaces": ["SOLLICITATIONS_EMISES", "FACTURES_EMISES"]},
             ok=(201,),
             already_done=lambda: self._workspaces_chosen(rid),
+            key=f"{journey.number}-workspaces",
         )
         if answer is not None:
             journey.account_id = answer.json()["account_id"]
@@ -306,4 +329,5 @@ class Driver:
                 "secret_answer": f"Réponse {journey.number}",
             },
             already_done=lambda: self.moved_on(journey, {"activated"}),
+            key=f"{journey.number}-activate",
         )

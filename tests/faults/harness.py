@@ -27,8 +27,10 @@ import psutil
 import redis
 import requests
 
+from shared.settings import Settings
+from shared.store import connect
 from system.launcher import plan
-from tests.servers import Recorder, RedisServer, SmtpServer, free_port
+from tests.servers import Recorder, RedisServer, SentinelDeployment, SmtpServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,6 +86,8 @@ def email_tasks_in_flight(client: redis.Redis) -> int:
 class AofRedis(RedisServer):
     """A test Redis with AOF on, that can go away and come back on the same port and data."""
 
+    settings: dict[str, str] = {}  # noqa: RUF012 (nothing to add to the system's settings)
+
     def __init__(self) -> None:
         super().__init__(appendonly=True)
 
@@ -101,6 +105,36 @@ class AofRedis(RedisServer):
         self.shutdown()
         time.sleep(down_for)
         self.start()
+
+
+class SentinelRedis:
+    """A Sentinel deployment as the system's Redis (`SentinelDeployment`: a primary, a replica,
+    three Sentinels, AOF on): every process finds the primary through the Sentinels, and so do the
+    test's own client and checks, before and after a failover."""
+
+    url = "redis://127.0.0.1:1/0"  # only its database number counts: the Sentinels name the host
+
+    def __init__(self, min_replicas: int = 1) -> None:
+        self.deployment = SentinelDeployment()
+        self.min_replicas = min_replicas
+
+    @property
+    def settings(self) -> dict[str, str]:
+        return {
+            "REDIS_SENTINELS": self.deployment.sentinels_setting,
+            "REDIS_MASTER_NAME": self.deployment.master_name,
+            "REDIS_MIN_REPLICAS": str(self.min_replicas),
+        }
+
+    def start(self) -> SentinelRedis:
+        self.deployment.start()
+        return self
+
+    def client(self) -> redis.Redis:
+        return connect(Settings.from_env({"REDIS_URL": self.url, **self.settings}))
+
+    def stop(self) -> None:
+        self.deployment.stop()
 
 
 # --- SMTP ----------------------------------------------------------------------------------------
@@ -181,7 +215,7 @@ class System:
     def __init__(
         self,
         workdir: Path,
-        redis_server: AofRedis,
+        redis_server: AofRedis | SentinelRedis,
         smtp: FaultySmtp,
         settings: dict[str, str] | None = None,
         copies: dict[str, int] | None = None,
@@ -194,6 +228,7 @@ class System:
             **os.environ,
             **BASE_SETTINGS,
             **(settings or {}),
+            **redis_server.settings,
             "REDIS_URL": redis_server.url,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(smtp.port),

@@ -575,6 +575,10 @@ def test_health_and_openapi(app, client):
         "/activate/api/sign-out",
         "/activate/api/me/second-factor",
         "/activate/api/me/second-factor/confirm",
+        "/activate/api/approvals",
+        "/activate/api/approvals/{attachment_request_id}",
+        "/activate/api/me/users",
+        "/activate/api/me/users/{account_id}/detachment",
     }
 
 

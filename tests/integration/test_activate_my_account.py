@@ -96,7 +96,9 @@ def test_me_shows_the_account_its_structure_role_and_workspaces(client, account)
         "contact_email": "contact@example.fr",
         "last_name": "Curie",
         "first_name": "Marie",
-        "structures": [{"structure_id": "structure-r1", "role": "GESTIONNAIRE_PRINCIPAL"}],
+        "structures": [
+            {"structure_id": "structure-r1", "role": "GESTIONNAIRE_PRINCIPAL", "company_name": "CURIE SARL"}
+        ],
         "company_name": "CURIE SARL",
         "workspaces": ["SOLLICITATIONS_EMISES", "FACTURES_EMISES"],
     }
@@ -272,6 +274,7 @@ def test_deactivation_ends_every_session_and_frees_the_login_email(app, uow, has
         "registration_id": "r-user",
         "account_id": user.account_id,
         "structure_id": "structure-r-user",
+        "registration_ids": ["r-user"],
     }
 
     # The login email can make a new account: step 4 no longer finds it taken.

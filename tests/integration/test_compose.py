@@ -400,6 +400,34 @@ def test_redis_keeps_its_data_and_never_evicts(compose):
     assert redis_service["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
+def test_the_ha_profile_adds_a_replica_and_three_sentinels_every_process_can_follow(compose):
+    """`--profile ha`: a replica of `redis` and three Sentinels (quorum 2) monitoring it as the
+    primary the settings name; with REDIS_SENTINELS set, every Python process finds it through them."""
+    services = compose["services"]
+    ha = {name for name, service in services.items() if "ha" in service.get("profiles", [])}
+    assert ha == {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+    replica = " ".join(services["redis-replica"]["command"])
+    for setting in ("--replicaof redis 6379", "--appendonly yes", "--maxmemory-policy noeviction"):
+        assert setting in replica
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        script = services[name]["command"][-1]
+        assert "sentinel monitor portal redis 6379 2" in script and script.endswith("--sentinel")
+    default = Settings.from_env(container_env(services["activate"]))
+    assert (default.redis_sentinels, default.redis_min_replicas) == ((), 0)
+    sentinels = "sentinel-1:26379,sentinel-2:26379,sentinel-3:26379"
+    for name, service in python_services(compose).items():
+        env = container_env(
+            service, {**REQUIRED_ENV, "REDIS_SENTINELS": sentinels, "REDIS_MIN_REPLICAS": "1"}
+        )
+        settings = Settings.from_env(env)
+        assert settings.redis_sentinels == (
+            ("sentinel-1", 26379),
+            ("sentinel-2", 26379),
+            ("sentinel-3", 26379),
+        ), name
+        assert (settings.redis_master_name, settings.redis_min_replicas) == ("portal", 1), name
+
+
 def test_email_workers_scale_and_beat_runs_once(compose):
     worker = compose["services"]["notify-worker"]
     assert "container_name" not in worker and "ports" not in worker

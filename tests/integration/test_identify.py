@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from services.identify.app import create_app
@@ -75,6 +77,103 @@ def test_bad_input_is_refused_and_nothing_is_written(client, redis_client, body,
     assert answer.status_code == 422
     assert field in answer.get_json()["errors"]
     assert stored_keys(redis_client) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "identifier", "country"),
+    [
+        ({"identifier_type": "SIRET", "identifier": "818 802 449 00038"}, "81880244900038", "FR"),
+        ({"identifier_type": "UE_HORS_FRANCE", "identifier": "BE 0403.019.261"}, "BE0403019261", "BE"),
+        (
+            {"identifier_type": "HORS_UE", "identifier": "CHE-116.281.710", "country": "CH"},
+            "CHE-116.281.710",
+            "CH",
+        ),
+        ({"identifier_type": "RIDET", "identifier": "123456 001"}, "123456001", "NC"),
+        ({"identifier_type": "TAHITI", "identifier": "B12345-001", "country": "PF"}, "B12345001", "PF"),
+        ({"identifier_type": "AUTRE", "identifier": "Kbis en attente"}, "KBIS EN ATTENTE", "FR"),
+    ],
+)
+def test_every_identifier_type_is_accepted_compacted_with_its_country(
+    client, redis_client, body, identifier, country
+):
+    answer = start(client, **body)
+    assert answer.status_code == 201, answer.get_json()
+    shown = client.get(f"/identify/api/registrations/{answer.get_json()['registration_id']}").get_json()
+    assert (shown["identifier_type"], shown["identifier"], shown["country"]) == (
+        body["identifier_type"],
+        identifier,
+        country,
+    )
+    (event,) = events_on(redis_client, "RegistrationStarted")
+    assert (event.data["identifier"], event.data["country"]) == (identifier, country)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"identifier_type": "SIRET", "identifier": ""}, "identifier", "Le numéro SIRET est obligatoire."),
+        ({"identifier_type": "UE_HORS_FRANCE", "identifier": "DE136695977"}, "identifier", "clé de contrôle"),
+        ({"identifier_type": "UE_HORS_FRANCE", "identifier": "FR40303265045"}, "identifier", "numéro SIRET"),
+        (
+            {"identifier_type": "UE_HORS_FRANCE", "identifier": "DE136695976", "country": "AT"},
+            "country",
+            "pays Allemagne (DE)",
+        ),
+        (
+            {"identifier_type": "HORS_UE", "identifier": "X" * 19, "country": "CH"},
+            "identifier",
+            "18 caractères",
+        ),
+        ({"identifier_type": "HORS_UE", "identifier": "AB-1"}, "country", "Le pays est obligatoire"),
+        (
+            {"identifier_type": "HORS_UE", "identifier": "AB-1", "country": "IT"},
+            "country",
+            "Union européenne",
+        ),
+        ({"identifier_type": "RIDET", "identifier": "1234567"}, "identifier", "9 ou 10 chiffres"),
+        ({"identifier_type": "TAHITI", "identifier": "003970"}, "identifier", "9 caractères"),
+        ({"identifier_type": "AUTRE", "identifier": "a;b"}, "identifier", "lettres (sans accent)"),
+        ({"identifier_type": "PARTICULIER", "country": "ZZ"}, "country", "ne désigne aucun pays"),
+    ],
+)
+def test_a_bad_identifier_is_refused_in_french_on_its_field(client, redis_client, body, field, message):
+    answer = start(client, **body)
+    assert answer.status_code == 422
+    errors = answer.get_json()["errors"]
+    assert list(errors) == [field] and message in errors[field][0]
+    assert stored_keys(redis_client) == []
+
+
+def test_a_private_person_sends_no_identifier_and_gets_one_of_their_own(client, redis_client):
+    answers = [
+        client.post(
+            "/identify/api/registrations",
+            json={"login_email": email, "identifier_type": "PARTICULIER", **extra},
+        )
+        for email, extra in (
+            ("paul@example.fr", {}),
+            ("paule@example.fr", {"identifier": "", "country": "BE"}),
+            ("pauline@example.fr", {"identifier": "81880244900038"}),  # ignored, as the hint says
+        )
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    shown = [
+        client.get(f"/identify/api/registrations/{a.get_json()['registration_id']}").get_json()
+        for a in answers
+    ]
+    assert [s["country"] for s in shown] == ["FR", "BE", "FR"]
+    identifiers = [s["identifier"] for s in shown]
+    assert all(re.fullmatch(r"P[A-Z2-7]{16}", identifier) for identifier in identifiers)
+    assert len(set(identifiers)) == 3
+
+
+def test_only_a_private_person_may_leave_the_identifier_out(client):
+    answer = client.post(
+        "/identify/api/registrations", json={"login_email": "a@example.fr", "identifier_type": "AUTRE"}
+    )
+    assert answer.status_code == 422
+    assert answer.get_json()["errors"] == {"identifier": ["Ce champ est obligatoire."]}
 
 
 def test_missing_body_names_the_required_fields(client):

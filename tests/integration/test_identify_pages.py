@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 
+from services.identify import wording
 from services.identify.app import create_app
 from shared.testing import events_on
 
@@ -83,3 +85,67 @@ def test_a_post_without_csrf_token_is_refused(browser, redis_client):
 def test_html_typed_into_a_field_is_escaped(browser):
     html = post_form(browser, login_email='"><script>alert(1)</script>', siret="1").get_data(as_text=True)
     assert "<script>alert(1)" not in html
+
+
+def test_the_format_of_every_identifier_type_is_shown_under_the_field(browser):
+    html = unescape(browser.get("/identify/").get_data(as_text=True))
+    for kind in wording.WITHOUT_SIRET:
+        item = re.search(
+            rf'<li id="identifier-format-{kind.code}" data-identifier-type="{kind.code}">(.*?)</li>', html
+        )
+        assert item, f"no format for {kind.code}"
+        assert kind.expected_format in item.group(1)
+    assert 'id="identifier-aide"' in html
+    assert re.search(r'<input id="identifier" [^>]*aria-describedby="identifier-aide"', html)
+    assert "14 chiffres, par exemple 818 802 449 00038." in html  # the SIRET's, under its own field
+    assert '<option value="" selected>Choisissez un pays</option>' in html
+    assert '<script src="/identify/static/identifier-formats.js" defer></script>' in html
+
+
+def test_the_script_that_shows_the_chosen_format_is_served(browser):
+    script = browser.get("/identify/static/identifier-formats.js")
+    assert script.status_code == 200 and "aria-describedby" in script.get_data(as_text=True)
+    assert browser.get("/identify/static/identifier-formats.css").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("identifier_type", "identifier", "country", "field", "message"),
+    [
+        ("UE_HORS_FRANCE", "DE136695977", "", "identifier", "clé de contrôle"),
+        ("HORS_UE", "AB-123", "", "country", "Le pays est obligatoire"),
+        ("HORS_UE", "AB-123", "ES", "country", "Union européenne"),
+        ("HORS_UE", "ABCDEFGHIJKLMNOPQRS", "CH", "identifier", "18 caractères au plus"),
+        ("RIDET", "12345", "", "identifier", "9 ou 10 chiffres"),
+        ("TAHITI", "003970-01", "", "identifier", "9 caractères"),
+        ("TAHITI", "003970-001", "FR", "country", "pays Polynésie française (PF)"),
+        ("AUTRE", "", "", "identifier", "L'identifiant est obligatoire."),
+        ("AUTRE", "n°12", "", "identifier", "lettres (sans accent)"),
+    ],
+)
+def test_a_bad_identifier_is_shown_next_to_its_field_with_the_type_kept(
+    browser, redis_client, identifier_type, identifier, country, field, message
+):
+    answer = post_form(
+        browser,
+        login_email="hans@example.de",
+        no_siret="1",
+        identifier_type=identifier_type,
+        identifier=identifier,
+        country=country,
+    )
+    html = unescape(answer.get_data(as_text=True))
+    assert answer.status_code == 422
+    error = re.search(rf'<p class="field-error" id="{field}-erreur">(.*?)</p>', html, re.S)
+    assert error and message in error.group(1)
+    assert f'aria-describedby="{field}-aide {field}-erreur"' in html
+    assert re.search(rf'<option value="{identifier_type}" selected>', html)
+    assert f'value="{identifier}"' in html
+    assert stored_keys(redis_client) == []
+
+
+def test_a_private_person_types_no_identifier(browser, redis_client):
+    answer = post_form(browser, login_email="paul@example.fr", no_siret="1", identifier_type="PARTICULIER")
+    assert answer.status_code == 303
+    (event,) = events_on(redis_client, "RegistrationStarted")
+    assert (event.data["identifier_type"], event.data["country"]) == ("PARTICULIER", "FR")
+    assert re.fullmatch(r"P[A-Z2-7]{16}", event.data["identifier"])

@@ -204,9 +204,10 @@ def test_every_field_of_every_request_has_a_size_limit(settings, redis_client):
             seen.append(where)
             limit = schema.get("maxLength" if schema["type"] == "string" else "maxItems")
             assert limit is not None and limit <= 1024, f"{service} {where} has no size limit"
-    # Every field of the sixteen bodies: steps 1 to 4 and a new link by email (25 fields); « mot de
-    # passe oublié » (4); « Mon compte » (10); sign-in (4); the authenticator app (2).
-    assert len(seen) == 45
+    # Every field of the bodies: steps 1 to 4 and a new link by email (25 fields); « mot de passe
+    # oublié » (4); « Mon compte » (10); sign-in (4); the authenticator app (2); the attachment
+    # request (6), a decision (2) and a detachment (1).
+    assert len(seen) == 54
 
 
 def _posts(settings: Settings, client: redis.Redis) -> list[tuple[str, str, bool]]:
@@ -223,7 +224,7 @@ def test_a_100_kib_body_is_refused_with_413_in_french(settings, redis_client):
     quiet = replace(settings, captcha_enabled=False, rate_limits_enabled=False, event_wait_seconds=0)
     body = json.dumps({"login_email": "a" * 100 * 1024})
     posts = _posts(quiet, redis_client)
-    assert len([p for p in posts if p[2]]) == 14
+    assert len([p for p in posts if p[2]]) == 17
     for service, path, takes_a_body in posts:
         if not takes_a_body:
             continue

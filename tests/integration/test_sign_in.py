@@ -85,7 +85,9 @@ def test_the_password_then_the_emailed_code_open_a_session(client, redis_client,
     assert answer.json == {
         "account_id": account_id,
         "role": "GESTIONNAIRE_PRINCIPAL",
-        "structures": [{"structure_id": "structure-r1", "role": "GESTIONNAIRE_PRINCIPAL"}],
+        "structures": [
+            {"structure_id": "structure-r1", "role": "GESTIONNAIRE_PRINCIPAL", "company_name": "CURIE SARL"}
+        ],
     }
     assert answer.headers["Cache-Control"] == "no-store"
     assert me(client).status_code == 200

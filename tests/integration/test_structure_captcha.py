@@ -1,8 +1,9 @@
-"""The bot challenge of step 2 switched on, against a real Redis."""
+"""The bot challenge of step 2 switched on, against a real Redis: its image, its audio, its page."""
 
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import replace
 
 import pytest
@@ -14,9 +15,11 @@ from shared.testing import events_on
 from tests.captcha_drawing import RecordingDrawer
 from tests.clock import Clock
 from tests.integration.test_structure_support import deliver, snapshot, started, step2
+from tests.unit.test_structure_captcha import RecordingVoices
 
 WRONG = "Les caractères saisis ne correspondent pas à l'image."
 PNG = b"\x89PNG\r\n\x1a\n"
+EXPIRED = "Ce code a expiré : demandez-en un nouveau."
 # What a challenge may keep in Redis (MEMORY USAGE of its hash): its answer's hash, expiry,
 # sealed text and drawing count take about 300 bytes; the PNG it used to keep took 10 to 20 KB.
 MAX_BYTES_PER_CHALLENGE = 1024
@@ -44,17 +47,22 @@ def drawer() -> RecordingDrawer:
 
 
 @pytest.fixture
+def voices() -> RecordingVoices:
+    return RecordingVoices()
+
+
+@pytest.fixture
 def clock() -> Clock:
     return Clock(1_700_000_000.0)
 
 
 @pytest.fixture
-def make_client(settings, redis_client, answers, drawer, clock):
-    def make(**overrides):
+def make_client(settings, redis_client, answers, drawer, voices, clock):
+    def make(text=answers, **overrides):
         wiring = bootstrap(
             replace(settings, captcha_enabled=True, **overrides), client=redis_client, clock=clock
         )
-        wiring = replace(wiring, captchas=CaptchaMaker(text=answers, drawer=drawer))
+        wiring = replace(wiring, captchas=CaptchaMaker(text=text, drawer=drawer, speaker=voices))
         return create_app(wiring=wiring).test_client()
 
     return make
@@ -102,28 +110,89 @@ def test_challenge_has_an_image_and_the_form_asks_for_it(client, redis_client, s
     assert client.get("/structure/api/captchas/unknown.png").status_code == 404
 
 
-def test_an_image_is_drawn_twice_at_most(client, redis_client, settings, drawer):
-    """Loading the image URL again and again neither burns CPU nor gives a machine many
-    drawings of the same text to compare."""
-    issued = client.post("/structure/api/captchas").json  # its image: the first drawing
-    answers = [client.get(issued["image_url"]).status_code for _ in range(5)]
-    assert answers == [200] * (DRAWS_PER_CHALLENGE - 1) + [404] * (6 - DRAWS_PER_CHALLENGE)
-    gone = client.get(issued["image_url"])
-    assert gone.json["message"] == "Cette image a expiré : demandez-en une nouvelle."
+def test_the_same_challenge_is_said_in_french(client, answers, voices):
+    issued = client.post("/structure/api/captchas").json
+    assert issued["audio_url"] == f"/structure/api/captchas/{issued['captcha_id']}.wav"
+    heard = client.get(issued["audio_url"])
+    assert heard.status_code == 200 and heard.mimetype == "audio/wav"
+    assert heard.headers["Cache-Control"] == "no-store"
+    assert heard.data[:4] == b"RIFF" and heard.data[8:12] == b"WAVE"
+    assert voices.said == [answers.drawn[-1]]  # the text of the challenge, from its sealed copy
+    assert client.get("/structure/api/captchas/unknown.wav").json["message"] == EXPIRED
+
+
+def test_a_challenge_is_rendered_a_bounded_number_of_times_image_and_audio_together(
+    client, redis_client, settings, drawer, voices
+):
+    """Loading the image or audio URL again and again neither burns CPU nor gives a machine
+    many renderings of the same text to compare."""
+    issued = client.post("/structure/api/captchas").json  # its image: the first rendering
+    urls = [issued["audio_url"], issued["image_url"]] * 3
+    answers = [client.get(url).status_code for url in urls]
+    assert answers == [200] * (DRAWS_PER_CHALLENGE - 1) + [404] * (7 - DRAWS_PER_CHALLENGE)
+    assert len(drawer.drawn) + len(voices.said) == DRAWS_PER_CHALLENGE
+    for url in (issued["audio_url"], issued["image_url"]):
+        gone = client.get(url)
+        assert gone.status_code == 404 and gone.json["message"] == EXPIRED
 
     registration_id = new_registration(redis_client, settings).rsplit("/", 1)[1]
     page = client.get(f"/structure/registrations/{registration_id}").get_data(as_text=True)
-    image_url = page.split('<img src="', 1)[1].split('"', 1)[0]
-    drawn = len(drawer.drawn)
-    answers = [client.get(image_url).status_code for _ in range(5)]
+    audio_url = re.search(r'<audio controls preload="none" src="([^"]+)"', page).group(1)
+    said = len(voices.said)
+    answers = [client.get(audio_url).status_code for _ in range(5)]
     assert answers == [200] * DRAWS_PER_CHALLENGE + [404] * (5 - DRAWS_PER_CHALLENGE)
-    assert len(drawer.drawn) - drawn == DRAWS_PER_CHALLENGE
+    assert len(voices.said) - said == DRAWS_PER_CHALLENGE
 
 
-def test_an_expired_challenge_has_no_image(client, clock):
+def test_an_expired_challenge_has_no_image_nor_audio(client, clock, voices):
     issued = client.post("/structure/api/captchas").json
     clock.now += 601
     assert client.get(issued["image_url"]).status_code == 404
+    assert client.get(issued["audio_url"]).status_code == 404 and voices.said == []
+
+
+def test_a_challenge_no_voice_can_say_is_expired_not_an_error(make_client):
+    """Made before the alphabet lost K and N (alive for 10 minutes across a deployment)."""
+    client = make_client(text=lambda: "HK7RNA")
+    issued = client.post("/structure/api/captchas").json
+    heard = client.get(issued["audio_url"])
+    assert heard.status_code == 404 and heard.json["message"] == EXPIRED
+
+
+def test_the_page_offers_the_audio_and_a_new_challenge_for_its_registration(
+    client, redis_client, settings, answers, voices
+):
+    """The page's player says the page's challenge; its « Nouveau code » script asks the API
+    for another one for the same registration, whose image comes with it and whose audio
+    answers, and whose answer confirms the form."""
+    path = new_registration(redis_client, settings)
+    registration_id = path.rsplit("/", 1)[1]
+    page = client.get(f"/structure/registrations/{registration_id}").get_data(as_text=True)
+    captcha_id = re.search(r'name="captcha_id" value="([^"]+)"', page).group(1)
+    assert f'<audio controls preload="none" src="/structure/api/captchas/{captcha_id}.wav"' in page
+    assert page.index('id="captcha-audio-aide"') < page.index("<img") < page.index("<audio")
+    assert 'aria-describedby="captcha-aide captcha-audio-aide"' in page
+    assert '<script src="/structure/static/captcha.js" defer>' in page
+    assert client.get("/structure/static/captcha.js").status_code == 200
+    new_url = re.search(r'data-new-captcha-url="([^"]+)"', page).group(1)
+    assert new_url == f"/structure/api/captchas?registration_id={registration_id}"
+
+    renewed = client.post(new_url)
+    assert renewed.status_code == 201 and renewed.json["captcha_id"] != captcha_id
+    assert renewed.json["image"].startswith("data:image/png;base64,")
+    assert client.get(renewed.json["audio_url"]).status_code == 200
+    assert voices.said == [answers.drawn[-1]]
+    issued_for = redis_client.hgetall(f"structure:registration-captchas:{registration_id}")
+    assert set(issued_for) == {captcha_id, renewed.json["captcha_id"]}
+    solved = {"captcha_id": renewed.json["captcha_id"], "answer": answers.drawn[-1]}
+    assert client.post(path, json={**step2(), "captcha": solved}).status_code == 201
+
+
+def test_the_audio_route_is_in_the_openapi_document(client):
+    document = client.get("/structure/openapi.json").json
+    audio = document["paths"]["/structure/api/captchas/{captcha_id}.wav"]["get"]
+    assert "WAV" in audio["responses"]["200"]["description"]
+    assert "audio_url" in document["components"]["schemas"]["Captcha"]["properties"]
 
 
 def test_a_registration_keeps_only_its_latest_challenges(make_client, redis_client, settings, answers, clock):

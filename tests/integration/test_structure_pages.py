@@ -315,11 +315,12 @@ def test_unusable_siret_is_a_problem_page_back_to_step_one(client, redis_client,
 
 
 def test_structure_that_exists_explains_rattachement(client, redis_client, settings):
+    """A form opened before another person created the structure: sent, it is refused (409)."""
     first = new_registration(redis_client, settings)
     second = new_registration(redis_client, settings, email="autre.personne@example.fr")
     first_page = client.get(page_url(first))
-    assert client.post(page_url(first), data=good_form(first_page)).status_code == 303
     second_page = client.get(page_url(second))
+    assert client.post(page_url(first), data=good_form(first_page)).status_code == 303
     form = good_form(
         second_page,
         **{
@@ -334,6 +335,44 @@ def test_structure_that_exists_explains_rattachement(client, redis_client, setti
     assert "rattachement" in body and "gestionnaire principal" in body
     assert SEED in body
     assert len(events_on(redis_client, "StructureConfirmed")) == 1
+
+
+def test_step_two_of_an_existing_structure_offers_the_attachment_request(client, redis_client, settings):
+    first = new_registration(redis_client, settings)
+    assert client.post(page_url(first), data=good_form(client.get(page_url(first)))).status_code == 303
+    newcomer = "autre.personne@example.fr"
+    second = new_registration(redis_client, settings, email=newcomer)
+
+    opened = client.get(page_url(second))
+    assert opened.status_code == 303 and opened.location.endswith(f"{page_url(second)}/attachment")
+    page = client.get(opened.location)
+    body = text(page)
+    assert page.status_code == 200 and "Cette structure existe déjà" in body
+    assert "Demander mon rattachement" in body and "JE COMPLÈTE MES INFORMATIONS PERSONNELLES" in body
+    assert "JE CRÉE MA STRUCTURE" not in body
+
+    refused = client.post(
+        f"{page_url(second)}/attachment",
+        data={"csrf_token": csrf_token(page), "user.login_email_confirmation": "wrong@example.fr"},
+    )
+    assert refused.status_code == 422
+    assert "Les deux adresses électroniques de connexion ne correspondent pas." in text(refused)
+    assert not events_on(redis_client, "AttachmentRequested")
+
+    sent = client.post(
+        f"{page_url(second)}/attachment",
+        data={
+            "csrf_token": csrf_token(page),
+            "user.login_email_confirmation": newcomer,
+            "user.last_name": "Martin",
+            "user.first_name": "Paul",
+        },
+    )
+    assert sent.status_code == 303 and sent.location.endswith(f"/activate/registrations/{second}/workspaces")
+    (requested,) = events_on(redis_client, "AttachmentRequested")
+    assert requested.subject == second and requested.data["user"]["login_email"] == newcomer
+    assert len(events_on(redis_client, "StructureConfirmed")) == 1
+    assert client.get(page_url(second)).location.endswith(f"/activate/registrations/{second}/workspaces")
 
 
 def test_page_asked_before_the_event_is_handled_waits_for_it(client, redis_client, settings):
@@ -368,6 +407,58 @@ def test_other_identifier_starts_empty_in_its_country(client, redis_client, sett
     assert re.search(r'<option value="DE" selected>Allemagne</option>', body)
 
 
+@pytest.mark.parametrize(
+    ("identifier_type", "identifier", "country", "label", "expected_format"),
+    [
+        ("SIRET", SEED, "FR", "Identifiant (SIRET)", "14 chiffres, par exemple 818 802 449 00038."),
+        ("RIDET", "1234567001", "NC", "Identifiant (numéro RIDET)", "9 ou 10 chiffres"),
+        ("TAHITI", "003970001", "PF", "Identifiant (numéro TAHITI)", "par exemple 003970-001"),
+        (
+            "HORS_UE",
+            "EIN 12-3456789",
+            "US",
+            "Identifiant (identifiant hors Union européenne)",
+            "18 caractères",
+        ),
+        (
+            "AUTRE",
+            "EN COURS",
+            "FR",
+            "Identifiant (structure en cours d'immatriculation ou autre)",
+            "provisoire",
+        ),
+    ],
+)
+def test_the_identifier_is_shown_with_its_expected_format(
+    client, redis_client, settings, identifier_type, identifier, country, label, expected_format
+):
+    registration_id = new_registration(
+        redis_client, settings, identifier=identifier, identifier_type=identifier_type, country=country
+    )
+    page = client.get(page_url(registration_id))
+    body = text(page)
+    assert input_value(page, "identifier") == identifier and label in body
+    hint = re.search(r'<p class="hint" id="identifier-aide">(.*?)</p>', body, re.S)
+    assert hint and expected_format in hint.group(1)
+    assert re.search(r'<input id="identifier"[^>]*aria-describedby="identifier-aide"', body)
+    assert ('id="structure-en-cours"' in body) is (identifier_type == "AUTRE")
+
+
+def test_a_private_person_is_asked_for_the_address_only(client, redis_client, settings):
+    registration_id = new_registration(
+        redis_client, settings, identifier="PAAAQEAYEAUDAOCAJ", identifier_type="PARTICULIER", country="BE"
+    )
+    page = client.get(page_url(registration_id))
+    body = " ".join(text(page).split())
+    assert page.status_code == 200
+    assert "votre structure portera vos prénom et nom" in body and "pays : Belgique" in body
+    assert 'id="structure-company_name"' not in body and 'id="identifier"' not in body
+    assert "PAAAQEAYEAUDAOCAJ" not in body  # drawn for the registration: nothing for the person to read
+    for field in ("structure-label", "structure-address", "structure-postal_code", "structure-city"):
+        assert f'id="{field}"' in body
+    assert re.search(r'<option value="BE" selected>Belgique</option>', body)
+
+
 # With the bot challenge on -------------------------------------------------------------------
 
 
@@ -387,7 +478,9 @@ def test_captcha_is_shown_with_its_image(captcha_client, redis_client, settings,
     )
     assert re.search(r'<input id="captcha" name="captcha"[^>]*autocomplete="off"', body)
     assert re.search(
-        rf'<a id="nouvelle-image" href="/structure/registrations/{registration_id}#captcha">', body
+        rf'<a id="nouvelle-image" href="/structure/registrations/{registration_id}'
+        r'\?nouveau-code=[^"#]+#captcha">',
+        body,
     )
     image = captcha_client.get(f"/structure/api/captchas/{captcha_id}.png")
     assert image.status_code == 200 and image.data.startswith(b"\x89PNG")

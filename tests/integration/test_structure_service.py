@@ -156,6 +156,16 @@ def test_other_identifier_types_get_an_empty_form_in_their_country(client, redis
     (confirmed,) = events_on(redis_client, "StructureConfirmed")
     assert confirmed.data["structure"]["identifier_type"] == "HORS_UE"
     assert confirmed.data["structure"]["country"] == "US"
+    assert confirmed.data["structure"]["being_registered"] is False
+
+
+def test_a_company_being_registered_is_marked_as_such(client, redis_client, settings):
+    event = started(identifier="EN COURS 2026", identifier_type="AUTRE")
+    deliver(redis_client, settings, event)
+    assert client.post(url(event.subject), json=step2()).status_code == 201
+    (confirmed,) = events_on(redis_client, "StructureConfirmed")
+    assert confirmed.data["structure"]["being_registered"] is True
+    assert confirmed.data["structure"]["identifier"] == "EN COURS 2026"
 
 
 def test_step2_creates_one_structure_and_one_event(client, redis_client, settings):
@@ -193,6 +203,7 @@ def test_step2_creates_one_structure_and_one_event(client, redis_client, setting
             "postal_code": "75017",
             "city": "PARIS 17",
             "address_country": "FR",
+            "being_registered": False,
         },
         "user": {
             "last_name": "Fleur",

@@ -154,7 +154,12 @@ def test_only_an_account_that_is_not_gestionnaire_principal_may_leave():
     my_account.ensure_can_leave(account(Role.UTILISATEUR))
     closed, event = my_account.deactivate(account(Role.UTILISATEUR))
     assert closed.status is AccountStatus.DEACTIVATED and not closed.is_active
-    assert event.data() == {"registration_id": "r-1", "account_id": "acc-1", "structure_id": "s-1"}
+    assert event.data() == {
+        "registration_id": "r-1",
+        "account_id": "acc-1",
+        "structure_id": "s-1",
+        "registration_ids": ["r-1"],
+    }
 
 
 def test_an_inactive_or_missing_account_has_no_session():

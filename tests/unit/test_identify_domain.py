@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from services.identify import domain
+from services.identify import domain, wording
 from shared.errors import Invalid
 
 VALID_SIRETS = [
@@ -69,23 +71,129 @@ def test_eu_vat_with_another_country_is_refused():
     assert "country" in caught.value.errors
 
 
-def test_outside_eu_needs_a_country_outside_the_eu():
-    assert domain.identify_structure("HORS_UE", "ab-123", "CH") == domain.StructureIdentity(
-        "HORS_UE", "AB-123", "CH"
-    )
-    with pytest.raises(Invalid):
-        domain.identify_structure("HORS_UE", "AB-123", None)
-    with pytest.raises(Invalid):
-        domain.identify_structure("HORS_UE", "AB-123", "DE")
+PRIVATE_ID = domain.private_person_identifier(bytes(range(10)))
 
 
-def test_ridet_and_tahiti_have_their_territory():
-    assert domain.identify_structure("RIDET", "1234567", None).country == "NC"
-    assert domain.identify_structure("TAHITI", "a12345", None) == domain.StructureIdentity(
-        "TAHITI", "A12345", "PF"
-    )
-    with pytest.raises(Invalid):
-        domain.identify_structure("RIDET", "12", None)
+def identify(kind, identifier, country=None):
+    return domain.identify_structure(kind, identifier, country, PRIVATE_ID)
+
+
+def refusal(kind, identifier, country=None) -> dict[str, list[str]]:
+    with pytest.raises(Invalid) as caught:
+        identify(kind, identifier, country)
+    return caught.value.errors
+
+
+@pytest.mark.parametrize(
+    ("kind", "typed", "country", "expected"),
+    [
+        ("SIRET", "818 802 449 00038", "FR", ("81880244900038", "FR")),
+        ("UE_HORS_FRANCE", "de 136.695-976", None, ("DE136695976", "DE")),
+        ("UE_HORS_FRANCE", "EL094259216", "GR", ("EL094259216", "GR")),  # Greece's VAT prefix is EL
+        ("UE_HORS_FRANCE", "ATU13585627", "", ("ATU13585627", "AT")),
+        ("HORS_UE", "ab-123", "CH", ("AB-123", "CH")),
+        ("HORS_UE", " EIN  12-3456789 ", "us", ("EIN 12-3456789", "US")),
+        ("HORS_UE", "1" * 18, "JP", ("1" * 18, "JP")),
+        ("RIDET", "1234567001", None, ("1234567001", "NC")),  # RID of 7 digits and rank 001
+        ("RIDET", "123 456.002", "NC", ("123456002", "NC")),  # RID of 6 digits, separators typed
+        ("TAHITI", "003970-001", None, ("003970001", "PF")),
+        ("TAHITI", "a12345 002", "PF", ("A12345002", "PF")),  # since 2011: a letter and 5 digits
+        ("AUTRE", " en cours / 2026-11 ", None, ("EN COURS / 2026-11", "FR")),
+        ("AUTRE", "K-42", "BE", ("K-42", "BE")),
+    ],
+)
+def test_each_identifier_type_accepts_its_format(kind, typed, country, expected):
+    assert identify(kind, typed, country) == domain.StructureIdentity(kind, *expected)
+
+
+@pytest.mark.parametrize(
+    ("kind", "typed", "country", "field", "message"),
+    [
+        ("SIRET", "", None, "identifier", "Le numéro SIRET est obligatoire."),
+        (
+            "SIRET",
+            "81880244900038",
+            "BE",
+            "country",
+            "Cet identifiant est celui d'une structure du pays France",
+        ),
+        ("UE_HORS_FRANCE", "", None, "identifier", "Le numéro de TVA intracommunautaire est obligatoire."),
+        ("UE_HORS_FRANCE", "136695976", None, "identifier", "commence par le code de son pays"),
+        ("UE_HORS_FRANCE", "CHE116281710", None, "identifier", "commence par le code de son pays"),
+        ("UE_HORS_FRANCE", "DE13669597", None, "identifier", "n'a pas la longueur attendue"),
+        ("UE_HORS_FRANCE", "DE136695977", None, "identifier", "clé de contrôle"),
+        ("UE_HORS_FRANCE", "FR40303265045", None, "identifier", "saisissez son numéro SIRET"),
+        ("UE_HORS_FRANCE", "DE136695976", "IT", "country", "pays Allemagne (DE)"),
+        ("HORS_UE", "", "CH", "identifier", "L'identifiant est obligatoire."),
+        ("HORS_UE", "1" * 19, "CH", "identifier", "18 caractères au plus"),
+        ("HORS_UE", "AB_123", "CH", "identifier", "lettres (sans accent), des chiffres"),
+        ("HORS_UE", "ÉTÉ-1", "CH", "identifier", "lettres (sans accent)"),
+        ("HORS_UE", "- / .", "CH", "identifier", "lettres (sans accent)"),
+        ("HORS_UE", "AB-123", None, "country", "Le pays est obligatoire"),
+        ("HORS_UE", "AB-123", "DE", "country", "dans l'Union européenne"),
+        ("HORS_UE", "AB-123", "FR", "country", "numéro SIRET"),
+        ("HORS_UE", "AB-123", "RE", "country", "numéro SIRET"),  # La Réunion: in SIRENE
+        ("HORS_UE", "AB-123", "NC", "country", "numéro RIDET"),
+        ("HORS_UE", "AB-123", "PF", "country", "numéro TAHITI"),
+        ("HORS_UE", "AB-123", "QQ", "country", "ne désigne aucun pays"),
+        ("HORS_UE", "AB-123", "C1", "country", "deux lettres"),
+        ("RIDET", "", None, "identifier", "Le numéro RIDET est obligatoire."),
+        ("RIDET", "1234567", None, "identifier", "9 ou 10 chiffres"),  # the RID alone
+        ("RIDET", "12345678901", None, "identifier", "9 ou 10 chiffres"),
+        ("RIDET", "12345A001", None, "identifier", "9 ou 10 chiffres"),
+        ("RIDET", "1234567000", None, "identifier", "commence à 001"),
+        ("RIDET", "1234567001", "FR", "country", "pays Nouvelle-Calédonie (NC)"),
+        ("TAHITI", "", None, "identifier", "Le numéro TAHITI est obligatoire."),
+        ("TAHITI", "003970", None, "identifier", "9 caractères"),  # the company alone
+        ("TAHITI", "AB1234001", None, "identifier", "9 caractères"),  # two letters
+        ("TAHITI", "12345A001", None, "identifier", "9 caractères"),  # the letter comes first
+        ("TAHITI", "0039700012", None, "identifier", "9 caractères"),
+        ("TAHITI", "003970-000", None, "identifier", "commence à 001"),
+        ("TAHITI", "003970-001", "NC", "country", "pays Polynésie française (PF)"),
+        ("AUTRE", "", None, "identifier", "L'identifiant est obligatoire."),
+        ("AUTRE", "A" * 51, None, "identifier", "50 caractères au plus"),
+        ("AUTRE", "<script>", None, "identifier", "lettres (sans accent)"),
+        ("AUTRE", "K-42", "ZZ", "country", "ne désigne aucun pays"),
+        ("PARTICULIER", "", "ZZ", "country", "ne désigne aucun pays"),
+    ],
+)
+def test_each_identifier_type_refuses_a_bad_value_in_french_on_its_field(
+    kind, typed, country, field, message
+):
+    errors = refusal(kind, typed, country)
+    assert list(errors) == [field]
+    assert message in errors[field][0]
+
+
+def test_a_bad_identifier_and_a_bad_country_are_named_together():
+    assert set(refusal("HORS_UE", "AB_123", "XX")) == {"identifier", "country"}
+
+
+def test_a_private_person_types_no_identifier_and_gets_the_one_drawn_for_the_registration():
+    assert PRIVATE_ID == "PAAAQEAYEAUDAOCAJ" and len(PRIVATE_ID) <= domain.FOREIGN_IDENTIFIER_MAX
+    assert identify("PARTICULIER", "", None) == domain.StructureIdentity("PARTICULIER", PRIVATE_ID, "FR")
+    assert identify("particulier", None, "ch") == domain.StructureIdentity("PARTICULIER", PRIVATE_ID, "CH")
+    # One typed is ignored (the hint says so): the person is not their own identifier.
+    assert identify("PARTICULIER", "81880244900038", None).identifier == PRIVATE_ID
+
+
+def test_each_private_person_identifier_is_its_own():
+    drawn = {domain.private_person_identifier(bytes([n]) * 10) for n in range(50)}
+    assert len(drawn) == 50
+    assert all(re.fullmatch(r"P[A-Z2-7]{16}", identifier) for identifier in drawn)
+
+
+def test_a_private_person_s_registration_must_be_given_its_identifier():
+    with pytest.raises(ValueError):
+        domain.identify_structure("PARTICULIER", "", None)
+
+
+def test_every_type_has_a_name_and_a_format_to_show():
+    assert [w.code for w in wording.IDENTIFIER_TYPES] == list(domain.IDENTIFIER_TYPES)
+    assert all(w.option and w.name and w.expected_format.endswith(".") for w in wording.IDENTIFIER_TYPES)
+    assert "9 ou 10 chiffres" in wording.BY_CODE["RIDET"].expected_format
+    assert "003970-001" in wording.BY_CODE["TAHITI"].expected_format
+    assert wording.wording_of("INCONNU").name == "INCONNU"
 
 
 def test_unknown_identifier_type_is_refused():

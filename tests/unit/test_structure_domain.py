@@ -65,10 +65,23 @@ def test_a_siret_no_source_could_check_starts_empty_and_unverified():
     assert domain.verification_of(domain.FOUND) is domain.Verification.CHECKED
 
 
-def test_other_identifier_types_start_empty_in_their_country():
-    registration = started(None, Identity("HORS_UE", "EIN 12-3456789", "US"))
-    assert registration.lookup == domain.NOT_APPLICABLE
-    assert registration.prefill == StructureFields(country="US")
+@pytest.mark.parametrize(
+    "identity",
+    [
+        Identity("UE_HORS_FRANCE", "DE136695976", "DE"),
+        Identity("HORS_UE", "EIN 12-3456789", "US"),
+        Identity("RIDET", "1234567001", "NC"),
+        Identity("TAHITI", "003970001", "PF"),
+        Identity("PARTICULIER", "PAAAQEAYEAUDAOCAJ", "FR"),
+        Identity("AUTRE", "EN COURS", "BE"),
+    ],
+)
+def test_other_identifier_types_start_empty_in_their_country(identity):
+    registration = started(None, identity)
+    assert registration.lookup == domain.NOT_APPLICABLE and registration.verified
+    assert registration.prefill == StructureFields(country=identity.country)
+    # Even with a look-up at hand, only a SIRET is looked up.
+    assert started(Lookup(SEED, "stock"), identity).prefill == StructureFields(country=identity.country)
 
 
 def test_lookup_errors_are_on_identifier_in_french():
@@ -210,6 +223,74 @@ def test_event_data_follows_the_contract():
         "survey_consent": False,
     }
     assert event.features == {"payment_requests": True, "dume": True}
+
+
+PRIVATE_PERSON = Identity("PARTICULIER", "PAAAQEAYEAUDAOCAJ", "FR")
+BEING_REGISTERED = Identity("AUTRE", "EN COURS 2026", "FR")
+
+
+def test_a_private_person_s_structure_is_named_after_them_whatever_is_sent():
+    for sent in ("", "SARL Ce Que Je Veux", "A" * 500):
+        confirmation, errors = domain.check_confirmation(
+            replace(GOOD_STRUCTURE, company_name=sent), GOOD_USER, Features(), LOGIN, PRIVATE_PERSON
+        )
+        assert errors == {}
+        assert confirmation.structure.company_name == "Françoise Fleur"
+        assert confirmation.structure.address == "59 RUE DE TOCQUEVILLE"
+
+
+def test_a_private_person_still_gives_an_address_and_their_names():
+    confirmation, errors = domain.check_confirmation(
+        StructureFields(label="L" * 101),
+        UserForm(login_email_confirmation=LOGIN),
+        Features(),
+        LOGIN,
+        PRIVATE_PERSON,
+    )
+    assert confirmation is None
+    assert set(errors) == {
+        "structure.label",
+        "structure.address",
+        "structure.postal_code",
+        "structure.city",
+        "user.last_name",
+        "user.first_name",
+    }
+
+
+def test_only_a_private_person_goes_without_a_company_name():
+    for identity in (None, SIRET_IDENTITY, BEING_REGISTERED):
+        _, errors = domain.check_confirmation(
+            replace(GOOD_STRUCTURE, company_name=""), GOOD_USER, Features(), LOGIN, identity
+        )
+        assert errors == {"structure.company_name": ["La raison sociale est obligatoire."]}
+
+
+@pytest.mark.parametrize(
+    ("identity", "being_registered"),
+    [(BEING_REGISTERED, True), (SIRET_IDENTITY, False), (PRIVATE_PERSON, False)],
+)
+def test_a_company_being_registered_is_marked_as_such(identity, being_registered):
+    confirmation, _ = domain.check_confirmation(GOOD_STRUCTURE, GOOD_USER, Features(), LOGIN, identity)
+    event = domain.structure_confirmed("r-1", "s-1", identity, confirmation, claim_expires_at=1_800_604_800)
+    validate_data(event.type, event.data())
+    assert event.structure["being_registered"] is being_registered
+    assert (event.structure["identifier_type"], event.structure["identifier"]) == (
+        identity.identifier_type,
+        identity.identifier,
+    )
+
+
+def test_a_private_person_s_event_names_the_structure_after_them():
+    confirmation, _ = domain.check_confirmation(
+        replace(GOOD_STRUCTURE, company_name=""), GOOD_USER, Features(), LOGIN, PRIVATE_PERSON
+    )
+    event = domain.structure_confirmed(
+        "r-1", "s-1", PRIVATE_PERSON, confirmation, claim_expires_at=1_800_604_800
+    )
+    validate_data(event.type, event.data())
+    assert event.structure["company_name"] == "Françoise Fleur"
+    assert event.structure["identifier"] == "PAAAQEAYEAUDAOCAJ"
 
 
 REGISTRATION = domain.Registration("r-1", SIRET_IDENTITY, LOGIN, domain.FOUND, GOOD_STRUCTURE)

@@ -115,7 +115,7 @@ def account_view(account: Account) -> dict[str, object]:
         "contact_email": account.contact_email,
         "last_name": account.last_name,
         "first_name": account.first_name,
-        "structures": [{"structure_id": account.structure_id, "role": account.role}],
+        "structures": account.structures_view(),
         "company_name": account.company_name,
         "workspaces": list(account.workspaces),
     }
@@ -213,6 +213,7 @@ class Deactivation(MethodView):
     @blp.alt_response(429, description="Trop de tentatives : réessayez après Retry-After secondes.")
     def post(self, body):
         """The account is deactivated, the current password given: every session ends, the cookie
-        is cleared, the login email is free again; event AccountDeactivated."""
+        is cleared, the login email is free again, the personal data is erased (names, emails,
+        password, secret question; docs/privacy.md); event AccountDeactivated (ids only)."""
         closed = deactivate(body["current_password"])
         return signed_out(make_response({"status": closed.status}, 200))

@@ -268,7 +268,7 @@ class PrincipalManagerStays(Conflict):
 
 
 def can_leave(account: Account) -> bool:
-    return account.role is not Role.GESTIONNAIRE_PRINCIPAL
+    return all(m.role is not Role.GESTIONNAIRE_PRINCIPAL for m in account.memberships)
 
 
 def ensure_can_leave(account: Account) -> Account:
@@ -279,13 +279,66 @@ def ensure_can_leave(account: Account) -> Account:
 
 def deactivate(account: Account) -> tuple[Account, AccountDeactivated]:
     """The account deactivated and its event. Asked by its holder, `ensure_can_leave` comes first;
-    a structure found closed or unknown to SIRENE deactivates it whatever its role."""
+    a structure found closed or unknown to SIRENE deactivates it whatever its role.
+
+    The event carries ids only: every registration whose records name the person
+    (`registrations_of`), for each service to erase its own."""
     closed = replace(account, status=AccountStatus.DEACTIVATED)
     return closed, AccountDeactivated(
         registration_id=account.registration_id,
         account_id=account.account_id,
         structure_id=account.structure_id,
+        registration_ids=list(registrations_of(account)),
     )
+
+
+# --- erasure (RGPD art. 17) -------------------------------------------------------------------------
+
+
+def registrations_of(account: Account) -> tuple[str, ...]:
+    """The registrations whose accounts name the person: this one, and the attachment requests
+    approved for its login email once it was active (their accounts closed as `joined`)."""
+    return tuple(dict.fromkeys((account.registration_id, *account.joined_registrations)))
+
+
+def anonymised(account: Account) -> Account:
+    """What is kept of an account once its personal data is erased: an anonymous record of the
+    account (its ids, its structures and roles, its status and dates). Its names, emails, survey
+    consent, features and workspaces are gone, and the structures' names too (a private
+    person's structure is named after them): the structure ids lead to them while they exist."""
+    return replace(
+        account,
+        last_name="",
+        first_name="",
+        login_email="",
+        contact_email="",
+        survey_consent=False,
+        company_name="",
+        features={},
+        workspaces=(),
+        token_hash=None,
+        token_expires_at=None,
+        other_memberships=tuple(replace(m, company_name="") for m in account.other_memberships),
+    )
+
+
+def is_erased(account: Account) -> bool:
+    """Whether the account's personal data was erased already (a login email is never empty)."""
+    return not account.login_email
+
+
+class NoActiveAccount(NotFound):
+    """An operator's erasure names no active account (`system.erase`)."""
+
+    default_message = "Aucun compte actif ne correspond : rien n'a été désactivé ni effacé."
+
+
+def ensure_erasable(account: Account | None) -> Account:
+    """An erasure on request (`system.erase`): an active account, that its holder could deactivate
+    (a gestionnaire principal stays, as on the page)."""
+    if account is None or not account.is_active:
+        raise NoActiveAccount()
+    return ensure_can_leave(account)
 
 
 def holds_login(account: Account, active_owner: str | None) -> bool:

@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from services.activate import domain, passwords, tokens
 from services.activate.domain import Account, Credentials
 from services.activate.my_account import domain as rules
+from services.activate.my_account import erasure
 from services.activate.my_account.domain import ContactLink, ContactLinkState
 from services.activate.sessions.domain import Session
 from services.activate.sessions.handlers import end_all_sessions
@@ -245,12 +246,25 @@ def deactivate_account(cmd: DeactivateAccount, uow: UnitOfWork, hasher: Password
 
 def deactivate(uow: UnitOfWork, account: Account) -> Account:
     """Within the caller's transaction: the account deactivated, its login email free again,
-    every session ended, AccountDeactivated (ids only)."""
+    every session ended, its personal data erased with that of its joined registrations
+    (`erasure.erase`), AccountDeactivated (ids only, the registrations erased among them).
+    Returns what is kept of the account: its anonymous record."""
     closed, event = rules.deactivate(account)
     login = domain.login_key(account.login_email)
     if rules.holds_login(account, uow.active_logins.owner(login)):
         uow.my_account.release_login(login)
-    uow.accounts.save(closed)
     end_all_sessions(uow, account.registration_id)
+    erasure.erase(uow, closed)
     uow.publish(event)
-    return closed
+    return rules.anonymised(closed)
+
+
+def deactivate_on_request(registration_id: str, uow: UnitOfWork) -> Account:
+    """An operator's erasure on request (`system.erase`): the same as the holder's deactivation,
+    without the password. 404 unless the account is active; a gestionnaire principal is refused
+    (409), as on the page."""
+
+    def record() -> Account:
+        return deactivate(uow, rules.ensure_erasable(uow.accounts.get(registration_id)))
+
+    return uow.run(record)

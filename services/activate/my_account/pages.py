@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from flask import make_response, redirect, render_template, request, url_for
 
+from services.activate.approvals import api as approvals_api
+from services.activate.approvals.domain import managed_structures
 from services.activate.catalogue import SECRET_QUESTIONS, WORKSPACES
 from services.activate.domain import Account
 from services.activate.my_account import api
@@ -56,6 +58,7 @@ PASSWORD_HINT = (
 )
 
 NOTICES = {
+    "detache": "L'utilisateur a été détaché de votre structure.",
     "espaces": "Vos espaces de travail ont été mis à jour.",
     "mot-de-passe": "Votre mot de passe a été modifié. Vos sessions ouvertes sur d'autres appareils ont été "
     "fermées.",
@@ -90,6 +93,8 @@ def _page(
         step=None,
         account=account,
         role=ROLE_LABELS.get(account.role, account.role or ""),
+        memberships=[(m.company_name or m.structure_id, ROLE_LABELS[m.role]) for m in account.memberships],
+        users=approvals_api.users() if managed_structures(account) else None,
         can_leave=can_leave(account),
         refusal=PrincipalManagerStays.default_message,
         notice=notice,
@@ -201,7 +206,9 @@ def deactivate():
     page = _farewell(
         "Votre compte est désactivé",
         "Votre compte est désactivé et toutes vos sessions ont été fermées. Vous ne pouvez plus vous "
-        "connecter avec ce compte.",
+        "connecter avec ce compte. Vos données personnelles (nom, prénom, adresses électroniques, mot de "
+        "passe, question secrète) ont été effacées ; votre adresse de connexion peut servir à un nouveau "
+        "compte.",
     )
     return api.signed_out(make_response(page))
 

@@ -5,7 +5,10 @@
   (`issued`, `used`, `replaced`). It expires by itself a week after the link does, so that a
   dead link answers 410 for a while, then 404;
 - `activate:contact-email-pending:{registration_id}` (string): the hash of the account's latest
-  link, so that a new request voids the previous one; it expires with that link.
+  link, so that a new request voids the previous one; it expires with that link;
+- `activate:contact-email-links:{registration_id}` (set): the hashes of every link of the account
+  still kept, so that erasing the account deletes them all (the addresses they hold with them);
+  it expires with the latest.
 
 And one key of step 4's: deactivating an account deletes `activate:active-login:{login key}`
 (`release_login`), in the deactivation's transaction, so that its login email can make a new
@@ -26,6 +29,10 @@ def _link_key(token_hash: str) -> str:
 
 def _pending_key(registration_id: str) -> str:
     return f"activate:contact-email-pending:{registration_id}"
+
+
+def _links_of_key(registration_id: str) -> str:
+    return f"activate:contact-email-links:{registration_id}"
 
 
 def _active_login_key(login_key: str) -> str:
@@ -77,6 +84,9 @@ class MyAccountRepository:
         pending = _pending_key(link.registration_id)
         self.uow.writes.set(pending, link.token_hash)
         self.uow.writes.expireat(pending, link.expires_at)
+        links_of = _links_of_key(link.registration_id)
+        self.uow.writes.sadd(links_of, link.token_hash)
+        self.uow.writes.expireat(links_of, link.expires_at + LINK_RETENTION_SECONDS)
 
     def set_contact_link_state(self, link: ContactLink, state: ContactLinkState) -> None:
         """A link that no longer works (used or replaced); a used one is no longer pending either."""
@@ -87,3 +97,16 @@ class MyAccountRepository:
     def release_login(self, login_key: str) -> None:
         """The login email (`domain.login_key`) no longer belongs to an active account."""
         self.uow.writes.delete(_active_login_key(login_key))
+
+    def contact_links_of(self, registration_id: str) -> list[str]:
+        """The hashes of the account's links still kept (its pending one too)."""
+        links_of, pending = _links_of_key(registration_id), _pending_key(registration_id)
+        members, latest = self.uow.read([links_of, pending], ("SMEMBERS", links_of), ("GET", pending))
+        return sorted({*members, *([latest] if latest else [])})
+
+    def erase_contact_links(self, registration_id: str, token_hashes: list[str]) -> None:
+        """The account's links (`contact_links_of`) deleted, with the addresses they hold: its
+        account is erased."""
+        for token_hash in token_hashes:
+            self.uow.writes.delete(_link_key(token_hash))
+        self.uow.writes.delete(_pending_key(registration_id), _links_of_key(registration_id))

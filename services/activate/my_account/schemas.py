@@ -12,6 +12,7 @@ from shared.schemas import Count, Length, PortalSchema
 class MyStructureRoleSchema(PortalSchema):
     structure_id = fields.String()
     role = fields.String(metadata={"description": "GESTIONNAIRE_PRINCIPAL ou UTILISATEUR"})
+    company_name = fields.String(metadata={"description": "La raison sociale de la structure"})
 
 
 class MeSchema(PortalSchema):
@@ -24,7 +25,10 @@ class MeSchema(PortalSchema):
     first_name = fields.String()
     structures = fields.List(
         fields.Nested(MyStructureRoleSchema),
-        metadata={"description": "Les structures du compte et son rôle dans chacune (une aujourd'hui)."},
+        metadata={
+            "description": "Les structures du compte et son rôle dans chacune : la première est celle de "
+            "son inscription, les suivantes celles qu'il a rejointes par une demande de rattachement."
+        },
     )
     company_name = fields.String(
         metadata={

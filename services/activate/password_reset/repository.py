@@ -78,3 +78,10 @@ class PasswordResetRepository:
 
     def forget_current(self, registration_id: str) -> None:
         self.uow.writes.delete(_current_key(registration_id))
+
+    def erase(self, registration_id: str, token_hash: str | None) -> None:
+        """The account's current link (`token_hash`, if any) and the pointer to it, deleted: its
+        account is erased. Older links hold ids only, and lapse by themselves."""
+        if token_hash:
+            self.uow.writes.delete(_link_key(token_hash))
+        self.forget_current(registration_id)

@@ -88,7 +88,7 @@ def signed_in_view(signed: SignedInAs) -> dict[str, object]:
     return {
         "account_id": account.account_id,
         "role": account.role,
-        "structures": [{"structure_id": account.structure_id, "role": account.role}],
+        "structures": account.structures_view(),
     }
 
 

@@ -86,6 +86,14 @@ class SignInRepository:
         self.uow.writes.set(key, challenge.challenge_hash)
         self.uow.writes.expireat(key, challenge.expires_at)
 
+    def forget_latest(self, registration_id: str, challenge_hash: str | None) -> None:
+        """The account's latest challenge (`challenge_hash`, if any) and the pointer to it, deleted:
+        its account is erased. Older ones name the login only by its SHA-256 and lapse within
+        SIGN_IN_CODE_TTL_SECONDS."""
+        if challenge_hash:
+            self.uow.writes.delete(_challenge_key(challenge_hash))
+        self.uow.writes.delete(_account_challenge_key(registration_id))
+
 
 class SignInFailures:
     """Failures in a row per login email (`sign_in.throttle_key`)."""

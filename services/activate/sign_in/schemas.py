@@ -53,6 +53,7 @@ class CodeSchema(PortalSchema):
 class StructureRoleSchema(PortalSchema):
     structure_id = fields.String()
     role = fields.String()
+    company_name = fields.String()
 
 
 class SignedInSchema(PortalSchema):

@@ -18,12 +18,21 @@ from shared.unit_of_work import InMemoryUnitOfWork
 class FakeAccounts:
     def __init__(self) -> None:
         self.by_id: dict[str, Account] = {}
+        self.erased_at: dict[str, int] = {}
 
     def get(self, registration_id: str) -> Account | None:
         return self.by_id.get(registration_id)
 
     def save(self, account: Account) -> None:
         self.by_id[account.registration_id] = account
+
+    def erase(self, anonymous: Account, login_key: str, erased_at: int) -> None:
+        """The awaiting index is worked out from the accounts: the anonymous one has no login."""
+        self.by_id[anonymous.registration_id] = anonymous
+        self.erased_at[anonymous.registration_id] = erased_at
+
+    def registration_of_account(self, account_id: str) -> str | None:
+        return next((r for r, a in self.by_id.items() if a.account_id == account_id), None)
 
     def awaiting_activation(self, login_key: str, limit: int) -> list[str]:
         """What the Redis index holds, worked out from the accounts themselves."""
@@ -84,6 +93,9 @@ class FakeCredentials:
     def save(self, registration_id: str, credentials: Credentials) -> None:
         self.by_id[registration_id] = credentials
 
+    def remove(self, registration_id: str) -> None:
+        self.by_id.pop(registration_id, None)
+
 
 class FakeSessions:
     def __init__(self, idle_seconds: int = 1800, max_seconds: int = 43200) -> None:
@@ -136,6 +148,14 @@ class FakeMyAccount:
     def release_login(self, login_key: str) -> None:
         self.released.add(login_key)
 
+    def contact_links_of(self, registration_id: str) -> list[str]:
+        return sorted(h for h, link in self.links.items() if link.registration_id == registration_id)
+
+    def erase_contact_links(self, registration_id: str, token_hashes: list[str]) -> None:
+        for token_hash in token_hashes:
+            self.links.pop(token_hash, None)
+        self.pending.pop(registration_id, None)
+
 
 class FakePasswordResets:
     """« Mot de passe oublié »'s repository (`services.activate.password_reset.repository`): links
@@ -165,6 +185,11 @@ class FakePasswordResets:
     def forget_current(self, registration_id: str) -> None:
         self.current_of.pop(registration_id, None)
 
+    def erase(self, registration_id: str, token_hash: str | None) -> None:
+        if token_hash:
+            self.links.pop(token_hash, None)
+        self.forget_current(registration_id)
+
 
 class FakeSignIns:
     """Sign-in challenges (`services.activate.sign_in.repository.SignInRepository`), gone past
@@ -187,6 +212,11 @@ class FakeSignIns:
 
     def set_latest(self, challenge: Challenge) -> None:
         self.latest[challenge.registration_id] = challenge.challenge_hash
+
+    def forget_latest(self, registration_id: str, challenge_hash: str | None) -> None:
+        if challenge_hash:
+            self.by_hash.pop(challenge_hash, None)
+        self.latest.pop(registration_id, None)
 
 
 class FakeSignInFailures:
@@ -237,6 +267,56 @@ class FakeSecondFactors:
         self.pending_by_id.pop(registration_id, None)
 
 
+class FakeApprovals:
+    """Attachment requests and structures' managers and members (`approvals/repository.py`)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, str] = {}
+        self.pending_by_structure: dict[str, dict[str, int]] = {}
+        self.deadlines: dict[str, int] = {}
+        self.managers: dict[str, str] = {}
+        self.members_by_structure: dict[str, set[str]] = {}
+
+    def request_of(self, attachment_request_id: str) -> str | None:
+        return self.requests.get(attachment_request_id)
+
+    def add_request(self, attachment_request_id: str, registration_id: str, expires_at: int) -> None:
+        self.requests[attachment_request_id] = registration_id
+        self.deadlines[registration_id] = expires_at
+
+    def submit(self, structure_id: str, registration_id: str, requested_at: int) -> None:
+        self.pending_by_structure.setdefault(structure_id, {})[registration_id] = requested_at
+
+    def close(self, structure_id: str, registration_id: str) -> None:
+        self.pending_by_structure.get(structure_id, {}).pop(registration_id, None)
+        self.deadlines.pop(registration_id, None)
+
+    def pending(self, structure_id: str, limit: int) -> list[str]:
+        waiting = self.pending_by_structure.get(structure_id, {})
+        return [r for _, r in sorted((at, r) for r, at in waiting.items())][:limit]
+
+    def due(self, now: float, limit: int = 500) -> list[str]:
+        return [r for at, r in sorted((at, r) for r, at in self.deadlines.items()) if at <= now][:limit]
+
+    def forget_deadline(self, registration_id: str) -> None:
+        self.deadlines.pop(registration_id, None)
+
+    def manager_of(self, structure_id: str) -> str | None:
+        return self.managers.get(structure_id)
+
+    def set_manager(self, structure_id: str, registration_id: str) -> None:
+        self.managers[structure_id] = registration_id
+
+    def members(self, structure_id: str) -> list[str]:
+        return sorted(self.members_by_structure.get(structure_id, set()))
+
+    def add_member(self, structure_id: str, registration_id: str) -> None:
+        self.members_by_structure.setdefault(structure_id, set()).add(registration_id)
+
+    def remove_member(self, structure_id: str, registration_id: str) -> None:
+        self.members_by_structure.get(structure_id, set()).discard(registration_id)
+
+
 class FakeActivateUnitOfWork(InMemoryUnitOfWork):
     def __init__(self, clock=None) -> None:
         super().__init__(clock, "activate")
@@ -249,4 +329,5 @@ class FakeActivateUnitOfWork(InMemoryUnitOfWork):
         self.credentials = FakeCredentials()
         self.sessions = FakeSessions()
         self.my_account = FakeMyAccount()
+        self.approvals = FakeApprovals()
         self.password_resets = FakePasswordResets(lambda: self.clock())

@@ -31,6 +31,9 @@ class FakeRegistrations:
     def forget_deadline(self, registration_id: str) -> None:
         self.deadlines.pop(registration_id, None)
 
+    def erase_login_email(self, registration_id: str) -> None:
+        self.by_id[registration_id] = replace(self.by_id[registration_id], login_email="")
+
     def due_for_expiry(self, now: float, limit: int = 500) -> list[str]:
         due = sorted((at, rid) for rid, at in self.deadlines.items() if at <= now)
         return [rid for _, rid in due[:limit]]

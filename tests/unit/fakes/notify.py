@@ -23,6 +23,7 @@ class FakeEmails:
         self.now = now
         self.records: dict[str, tuple[dict[str, str], float]] = {}  # event id → (hash, expires at)
         self.leases: dict[str, tuple[str, float]] = {}  # event id → (holder, expires at)
+        self.of_registrations: dict[str, set[str]] = {}  # registration id → its emails' event ids
 
     def record_of(self, event_id: str) -> dict[str, str] | None:
         found = self.records.get(event_id)
@@ -49,6 +50,19 @@ class FakeEmails:
             {"status": outcome.value, "sent_at": at, "to": to},
             self.now() + RECORD_TTL_SECONDS,
         )
+
+    def remember_for(self, registration_id: str, event_id: str) -> None:
+        self.of_registrations.setdefault(registration_id, set()).add(event_id)
+
+    def of_registration(self, registration_id: str) -> list[str]:
+        return sorted(self.of_registrations.get(registration_id, set()))
+
+    def erase_recipients(self, registration_id: str, event_ids: list[str]) -> None:
+        for event_id in event_ids:
+            if event_id in self.records:
+                record, expires_at = self.records[event_id]
+                self.records[event_id] = ({k: v for k, v in record.items() if k != "to"}, expires_at)
+        self.of_registrations.pop(registration_id, None)
 
 
 class FakeNotifyUnitOfWork(InMemoryUnitOfWork):

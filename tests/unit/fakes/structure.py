@@ -26,6 +26,7 @@ class FakeRegistrations:
     def __init__(self) -> None:
         self.by_id: dict[str, Registration] = {}
         self.kept_for: dict[str, int] = {}
+        self.attachments: dict[str, str] = {}  # registration → the attachment request it made
 
     def read(self, registration_id: str) -> Read:
         return lambda: self.by_id.get(registration_id)
@@ -39,6 +40,18 @@ class FakeRegistrations:
 
     def record_confirmation(self, registration_id: str, structure_id: str, confirmed_at: str) -> None:
         self.by_id[registration_id] = replace(self.by_id[registration_id], structure_id=structure_id)
+
+    def record_attachment(
+        self, registration_id: str, structure_id: str, attachment_request_id: str, requested_at: str
+    ) -> None:
+        self.attachments[registration_id] = attachment_request_id
+        self.record_confirmation(registration_id, structure_id, requested_at)
+
+    def erase_personal_fields(self, registration: Registration) -> None:
+        current = self.by_id[registration.registration_id]
+        self.by_id[registration.registration_id] = replace(
+            current, login_email=registration.login_email, prefill=registration.prefill
+        )
 
 
 class FakeStructures:
