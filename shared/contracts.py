@@ -224,11 +224,11 @@ class ApprovalRequestedData(_AttachmentFacts):
 
 
 class AttachmentApprovedData(_AttachmentFacts):
-    """The gestionnaire principal approved: an activation link follows (ActivationLinkIssued,
-    reason `approved`), or, when the login email already has an active account (`joined`), that
-    account now belongs to the structure too and notify tells its holder."""
+    """The gestionnaire principal approved: the activation link follows (ActivationLinkIssued,
+    reason `approved`), which tells the newcomer. Opened, it activates the newcomer's account, or,
+    when the login email already has an active account, joins that one to the structure once its
+    password is given (AccountActivated, then, names that account)."""
 
-    joined = fields.Boolean(required=True)
     decided_at = fields.DateTime(required=True)
 
 
@@ -509,7 +509,6 @@ class ApprovalRequested(_Attachment):
 
 @dataclass(frozen=True)
 class AttachmentApproved(_Attachment):
-    joined: bool
     decided_at: str
 
 

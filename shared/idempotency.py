@@ -14,7 +14,7 @@ A client that may retry a POST (its answer lost, a 503) sends the same `Idempote
   `committed` once its unit of work has committed (written in the same MULTI as the effect, see
   `stage_commit_marker`), `answered` once the answer is kept;
 - `status` and `answer`: the answer (status, body, the headers of `KEPT_HEADERS`), sealed
-  (Fernet) with a key derived from the Idempotency-Key itself: an answer may carry a session
+  (Fernet) with a key derived from the Idempotency-Key and SECRET_KEY: an answer may carry a session
   cookie, a sign-in challenge or recovery codes, which Redis otherwise only ever holds hashed.
 
 What a request with a key gets:
@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -232,10 +233,10 @@ class IdempotencyRecords:
             pipe.expire(name, RECORD_SECONDS)
             pipe.execute()
 
-    def release(self, name: str, owner: str) -> None:
+    def release(self, name: str, owner: str) -> bool:
         """Give the key back for a retry to run again, unless the attempt committed (or is not
-        this one's any more)."""
-        self._release(keys=[name], args=[owner, IN_PROGRESS])
+        this one's any more); whether it was given back."""
+        return bool(self._release(keys=[name], args=[owner, IN_PROGRESS]))
 
 
 def stage_commit_marker(pipe: Pipeline) -> None:
@@ -255,7 +256,7 @@ def stage_commit_marker(pipe: Pipeline) -> None:
 @dataclass(frozen=True)
 class Claim:
     name: str
-    key: str
+    key: str  # what seals its answer: the client's key with SECRET_KEY (HMAC-SHA256)
     owner: str
     token: Token[str | None]
 
@@ -264,6 +265,7 @@ def install(app: Flask, service: str, client: redis.Redis, settings: Settings) -
     """Honour `Idempotency-Key` on every POST under `/{service}/api/` of `app`."""
     records = IdempotencyRecords(client)
     api_prefix = f"/{service}/api/"
+    secret = (settings.secret_key or "").encode()
 
     @app.before_request
     def _claim_or_replay() -> Response | None:
@@ -274,17 +276,20 @@ def install(app: Flask, service: str, client: redis.Redis, settings: Settings) -
             return None
         key = check_key(sent)
         name = record_name(service, key)
+        # Answers are sealed with the client's key and SECRET_KEY together: a short key alone
+        # would let whoever reads Redis open them.
+        sealing = hmac.new(secret, key.encode("ascii"), hashlib.sha256).hexdigest()
         owner = secrets.token_hex(16)
         this_request = _request_fingerprint()
         earlier = records.claim(name, this_request, owner)
         if earlier is None:
-            g.idempotency_claim = Claim(name, key, owner, current_claim.set(name))
+            g.idempotency_claim = Claim(name, sealing, owner, current_claim.set(name))
             return None
         sealed = settled(earlier, this_request)
-        replication.fence_for(client, settings)  # what the client is about to see must survive
+        replication.fence_for(client, service, settings)  # what the client is about to see must survive
         if sealed is None:
             raise AlreadyCommitted()
-        return Answer.opened(sealed, key).replayed()
+        return Answer.opened(sealed, sealing).replayed()
 
     @app.after_request
     def _keep_answer(response: Response) -> Response:
@@ -293,17 +298,27 @@ def install(app: Flask, service: str, client: redis.Redis, settings: Settings) -
             return response
         g.idempotency_answered = True
         try:
+            # A 429 or a 5xx is not kept, so that the retry runs again. A 429 after an effect was
+            # committed (a sign-in failure counted, then the lock's 429) is the first answer, which
+            # every retry gets; a 5xx after one leaves the record `committed` (409 to a retry).
             if not is_final(response.status_code):
-                records.release(claim.name, claim.owner)
-                return response
+                released = records.release(claim.name, claim.owner)
+                if released or response.status_code >= 500:
+                    return response
             records.keep(claim.name, Answer.of(response), claim.key)
-            replication.fence_for(client, settings)
+            replication.fence_for(client, service, settings)
         except replication.NotReplicated as error:
             # Kept on the primary: a retry gets this answer once a replica has it.
             return app.make_response(error_response(error.status, error.message, headers=error.headers))
         except redis.RedisError as error:
-            # The answer itself is right; a retry would find the key taken a while, or committed.
             log.warning("idempotency record not kept: %s", error)
+            if settings.redis_min_replicas > 0:
+                # Its commit was not confirmed by the replicas either: say nothing that a failover
+                # might take back; the retry finds the effect, or runs again.
+                unconfirmed = replication.NotReplicated()
+                return app.make_response(
+                    error_response(unconfirmed.status, unconfirmed.message, headers=unconfirmed.headers)
+                )
         return response
 
     @app.teardown_request

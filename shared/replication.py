@@ -7,7 +7,7 @@ a replica has it (Sentinel then promotes a replica that lacks it). With REDIS_MI
 do not confirm within REDIS_REPLICA_TIMEOUT_MS.
 
 WAIT counts the writes of the connection it runs on, and a transaction's connection goes back to
-the pool at EXEC. So the fence writes a marker of its own (`INCR replication:fence`) and waits on
+the pool at EXEC. So the fence writes a marker of its own (`INCR {service}:replication-fence`) and waits on
 that connection: the primary orders every command, so a replica that holds the marker holds
 every transaction that committed before it.
 """
@@ -20,7 +20,6 @@ from shared import metrics
 from shared.errors import DomainError
 from shared.settings import Settings
 
-FENCE_KEY = "replication:fence"
 RETRY_AFTER_SECONDS = 1
 
 
@@ -37,13 +36,18 @@ class NotReplicated(DomainError):
         self.headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
-def fence(client: redis.Redis, min_replicas: int, timeout_ms: int) -> int:
+def fence_key(service: str) -> str:
+    """The marker each service writes to wait on (under its own prefix)."""
+    return f"{service}:replication-fence"
+
+
+def fence(client: redis.Redis, service: str, min_replicas: int, timeout_ms: int) -> int:
     """Wait until `min_replicas` replicas hold every write committed so far; how many did. A no-op
     (0) when none is asked for."""
     if min_replicas <= 0:
         return 0
     with client.pipeline(transaction=False) as pipe:
-        pipe.incr(FENCE_KEY)
+        pipe.incr(fence_key(service))
         pipe.execute_command("WAIT", min_replicas, timeout_ms)
         _, acknowledged = pipe.execute()
     if acknowledged < min_replicas:
@@ -52,5 +56,5 @@ def fence(client: redis.Redis, min_replicas: int, timeout_ms: int) -> int:
     return acknowledged
 
 
-def fence_for(client: redis.Redis, settings: Settings) -> int:
-    return fence(client, settings.redis_min_replicas, settings.redis_replica_timeout_ms)
+def fence_for(client: redis.Redis, service: str, settings: Settings) -> int:
+    return fence(client, service, settings.redis_min_replicas, settings.redis_replica_timeout_ms)

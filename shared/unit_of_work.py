@@ -97,6 +97,7 @@ class RedisUnitOfWork(UnitOfWork):
         replica_timeout_ms: int = 1000,
     ) -> None:
         self.redis = client
+        self.service = service
         self.source = f"/services/{service}"
         self.stream_maxlen = stream_maxlen
         self.clock = clock
@@ -154,6 +155,7 @@ class RedisUnitOfWork(UnitOfWork):
     def _commit(self, pipe: Pipeline) -> None:
         if not (self.writes.calls or self._events or pipe.watching):
             return
+        written = bool(self.writes.calls or self._events)  # else EXEC only checks the watched keys
         published = [event.type for event in self._events]
         for event in self._events:
             validate_data(event.type, event.data)
@@ -167,8 +169,8 @@ class RedisUnitOfWork(UnitOfWork):
             metrics.EVENTS_PUBLISHED.labels(event_type).inc()
         # Committed on the primary; with REDIS_MIN_REPLICAS, on that many replicas too before the
         # caller goes on (answers, acknowledges), or NotReplicated (503).
-        if idempotency.current_claim.get() is None:
-            replication.fence(self.redis, self.min_replicas, self.replica_timeout_ms)
+        if written and idempotency.current_claim.get() is None:
+            replication.fence(self.redis, self.service, self.min_replicas, self.replica_timeout_ms)
         # else the request's after-hook fences once its answer is kept with the commit: a retry
         # after a failover then finds the answer, not just the commit (shared/idempotency.py).
 

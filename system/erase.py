@@ -22,6 +22,7 @@ from services.activate.bootstrap import Activate
 from services.activate.my_account import domain as rules
 from services.activate.my_account import handlers
 from services.activate.repository import ActivateUnitOfWork
+from shared.replication import NotReplicated
 from shared.settings import Settings, SettingsError
 from shared.store import connect, describe
 
@@ -86,6 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         print(f"Redis injoignable ({describe(settings)}) : {exc}", file=sys.stderr)
+        return 1
+    except NotReplicated:
+        print(
+            "Effacement fait sur le serveur Redis principal, mais aucun réplica ne l'a confirmé à temps "
+            "(REDIS_MIN_REPLICAS) : vérifiez les réplicas ; si le principal tombe avant, recommencez.",
+            file=sys.stderr,
+        )
         return 1
     finally:
         client.close()

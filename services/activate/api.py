@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from services.activate import handlers
 from services.activate.bootstrap import Activate
 from services.activate.catalogue import SECRET_QUESTIONS, WORKSPACES
-from services.activate.domain import Account
+from services.activate.domain import Account, AccountStatus
 from services.activate.links import LINK_REQUESTED, NextStep, TokenGone
 from services.activate.schemas import (
     AccountCreatedSchema,
@@ -64,6 +64,10 @@ def request_link(login_email: str) -> None:
 
 def open_link(token: str) -> Account:
     return handlers.open_activation(token, wiring().uow())
+
+
+def joins_an_active_account(account: Account) -> bool:
+    return handlers.joins_an_active_account(account, wiring().uow())
 
 
 def after_dead_link(gone: TokenGone) -> NextStep:
@@ -139,16 +143,19 @@ class Activation(MethodView):
             "last_name": found.last_name,
             "first_name": found.first_name,
             "secret_questions": SECRET_QUESTIONS,
+            "existing_account": joins_an_active_account(found),
         }
 
     @blp.arguments(ActivateSchema)
     @blp.response(200, ActivatedSchema)
     @blp.alt_response(410, schema=TokenGoneSchema, description="Lien expiré, déjà utilisé ou remplacé")
     def post(self, body, token):
-        """Step 4: password and secret question; the account becomes active."""
+        """Step 4: password and secret question; the account becomes active. For an approved
+        attachment request whose login email already has an active account (`existing_account`
+        on the GET), only `password`, that account's: it joins the structure."""
         active = activate(handlers.ActivateAccount(token, **body))
         return {
-            "status": active.status,
+            "status": AccountStatus.ACTIVE if active.status is AccountStatus.JOINED else active.status,
             "role": active.role,
             "structure_id": active.structure_id,
             "account_id": active.account_id,

@@ -261,6 +261,12 @@ class AlreadyActive(Conflict):
     )
 
 
+WRONG_HOLDER_PASSWORD = (
+    "Cette adresse électronique a déjà un compte actif : saisissez le mot de passe de ce compte pour le "
+    "rattacher à la structure."
+)
+
+
 class LoginTaken(Conflict):
     default_message = (
         "Un compte actif utilise déjà cette adresse électronique de connexion : "

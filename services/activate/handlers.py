@@ -49,9 +49,11 @@ def on_structure_released(event: Event, uow: UnitOfWork) -> None:
     """StructureReleased → the registration's account, not activated in time, is closed: its link
     expires (it answers 410) and a new one can no longer be asked for by its login email.
 
-    An active account is left as it is and the release logged as an error: it cannot happen, as
+    The attachment requests waiting for its decision lapse: nobody is left to decide them. An
+    active account is left as it is and the release logged as an error: it cannot happen, as
     activation is refused from the deadline on and the structure is released only after it."""
     active = _close_with_structure(event, uow)
+    approvals.close_structure(uow, event.data["structure_id"], flagged=False)
     if active is not None:
         log.error(
             "structure %s was released while its account %s is active", active.structure_id, active.account_id
@@ -64,8 +66,9 @@ def on_structure_flagged(event: Event, uow: UnitOfWork) -> None:
     no new one can be asked for).
 
     An account activated before the check (SIRENE was unavailable then) is deactivated: a closed
-    or unknown establishment never keeps a structure with an active account; its sessions end and
-    the person reads why in notify's email. Logged as a warning, for the operators."""
+    or unknown establishment never keeps a structure with an active account (its utilisateurs are
+    detached, its waiting attachment requests lapse); its sessions end and the person reads why in
+    notify's email. Logged as a warning, for the operators."""
     active = _close_with_structure(event, uow)
     if active is not None:
         log.warning(
@@ -75,6 +78,7 @@ def on_structure_flagged(event: Event, uow: UnitOfWork) -> None:
             active.account_id,
         )
         my_account_handlers.deactivate(uow, active)
+    approvals.close_structure(uow, event.data["structure_id"], flagged=True)
 
 
 def _close_with_structure(event: Event, uow: UnitOfWork) -> Account | None:
@@ -248,6 +252,12 @@ def open_activation(token: str, uow: UnitOfWork) -> Account:
     return _usable(token, uow)[1]
 
 
+def joins_an_active_account(account: Account, uow: UnitOfWork) -> bool:
+    """The link's account is an approved attachment request whose login email already has an active
+    account: step 4 asks for that account's password instead of a new one."""
+    return approvals.joining_holder(uow, account) is not None
+
+
 def after_dead_link(gone: TokenGone, uow: UnitOfWork) -> NextStep:
     """What the page of a link that no longer works offers: a new link (asked by the login email,
     `request_activation_link`), signing in, or nothing."""
@@ -275,6 +285,9 @@ def activate_account(cmd: ActivateAccount, uow: UnitOfWork, hasher: PasswordHash
     deadline: the structure's sweep releases only after it, so an account is never activated for
     a structure that was released."""
     record, account = _usable(cmd.token, uow)
+    holder = approvals.joining_holder(uow, account)
+    if holder is not None:
+        return _join(cmd, uow, hasher, record, account, holder)
     try:
         form = domain.check_activation_form(
             cmd.password,
@@ -305,6 +318,39 @@ def activate_account(cmd: ActivateAccount, uow: UnitOfWork, hasher: PasswordHash
         return active
 
     return uow.run(record_activation)
+
+
+def _join(
+    cmd: ActivateAccount,
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    record: TokenRecord,
+    request: Account,
+    holder: Account,
+) -> Account:
+    """Step 4 of an approved attachment request whose login email already has an active account:
+    that account's password (checked against its hash, slow on purpose) joins it to the structure.
+    The transaction reads the link, the request, the login's holder and its credentials again,
+    guarded: a password changed meanwhile, or the holder gone, refuses it. Returns the request's
+    account, closed as `joined`, naming the holder's account and its role there."""
+    stored = uow.credentials.get(holder.registration_id)
+    if stored is None or not cmd.password or not passwords.verify(hasher, stored.password_hash, cmd.password):
+        raise domain.RefusedForm(Invalid.on("password", domain.WRONG_HOLDER_PASSWORD), request)
+
+    def record_joining() -> Account:
+        current, request = _link_and_account(uow, record.token_hash)
+        now_holder = approvals.joining_holder(uow, request)
+        credentials = uow.credentials.get(holder.registration_id)
+        if (
+            now_holder is None
+            or now_holder.registration_id != holder.registration_id
+            or credentials != stored
+        ):
+            raise domain.RefusedForm(Invalid.on("password", domain.WRONG_HOLDER_PASSWORD), request)
+        uow.tokens.set_state(current.token_hash, TokenState.USED)
+        return approvals.join(uow, request, now_holder)
+
+    return uow.run(record_joining)
 
 
 # --- the sweep -----------------------------------------------------------------------------------

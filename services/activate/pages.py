@@ -42,12 +42,13 @@ LABELS = {
     "password_confirmation": "Confirmation du mot de passe",
     "secret_question": "Question secrète",
     "secret_answer": "Réponse",
+    "current_password": "Mot de passe de votre compte",
 }
 PASSWORD_HINT = (
     "Au moins 8 caractères, dont au moins 3 des 4 types suivants : majuscules, minuscules, chiffres, "
     "caractères spéciaux (ponctuation, lettres accentuées…)."
 )
-ROLE_LABELS = {Role.GESTIONNAIRE_PRINCIPAL: "gestionnaire principal"}
+ROLE_LABELS = {Role.GESTIONNAIRE_PRINCIPAL: "gestionnaire principal", Role.UTILISATEUR: "utilisateur"}
 ON, OFF = "1", "0"
 
 UNKNOWN_LINK_TITLE = "Ce lien d'activation n'est pas valable"
@@ -278,7 +279,9 @@ def activate(token: str):
         return problem_page(error, step=STEP_ACTIVATION)
     return render_template(
         "activate/activated.html",
-        title="Votre compte est actif",
+        title="Votre compte est rattaché"
+        if account.status is AccountStatus.JOINED
+        else "Votre compte est actif",
         step=STEP_ACTIVATION,
         account=account,
         role=ROLE_LABELS.get(account.role, account.role or ""),
@@ -298,6 +301,7 @@ def _render_activation(token: str, account: Account, form: dict[str, str], error
         labels=LABELS,
         password_hint=PASSWORD_HINT,
         questions=[("", "Choisissez une question")] + [(q, q) for q in SECRET_QUESTIONS],
+        existing_account=api.joins_an_active_account(account),
     )
 
 

@@ -2,8 +2,9 @@
 work that holds every repository of the service (each use case's keys are in its own
 `repository.py`: sessions/, sign_in/, second_factor/, password_reset/, my_account/, approvals/).
 
-- `activate:account:{registration_id}` (hash): an account, from StructureConfirmed to active
-  (or released, when its structure was released before it was activated); once deactivated, an
+- `activate:account:{registration_id}` (hash): an account, from StructureConfirmed (or an
+  attachment request) to active; closed without ever being active (released, refused, lapsed,
+  joined), it expires 30 days later; once deactivated, an
   anonymous record of it (`erase`: ids, structures and roles, status, dates, `erased_at`);
 - `activate:token:{sha256}` (hash): an activation link's record, kept a week past its expiry so
   that a dead link still answers 410 (not 404);
@@ -40,6 +41,15 @@ from shared.contracts import Role
 from shared.unit_of_work import RedisUnitOfWork
 
 TOKEN_RETENTION_SECONDS = 7 * 24 * 3600
+CLOSED_RETENTION_SECONDS = 30 * 24 * 3600
+NEVER_ACTIVE_CLOSED = frozenset(
+    {
+        AccountStatus.RELEASED,  # its structure was released before it was activated
+        AccountStatus.REFUSED,  # its attachment request was refused
+        AccountStatus.REQUEST_EXPIRED,  # its attachment request was not decided in time
+        AccountStatus.JOINED,  # approved for an active account, which holds the membership
+    }
+)
 DEADLINES = "activate:token-deadlines"
 
 
@@ -148,13 +158,18 @@ class AccountRepository:
         return _account(registration_id, fields)
 
     def save(self, account: Account) -> None:
-        """The account, and its place in the index of accounts awaiting activation by login."""
-        self.uow.writes.hset(_account_key(account.registration_id), mapping=_account_fields(account))
+        """The account, and its place in the index of accounts awaiting activation by login. An
+        account closed for good without having been activated is kept `CLOSED_RETENTION_SECONDS`,
+        then forgotten: names and emails are kept no longer than its story may be asked about."""
+        key = _account_key(account.registration_id)
+        self.uow.writes.hset(key, mapping=_account_fields(account))
         awaiting = _awaiting_login_key(domain.login_key(account.login_email))
         if account.awaits_activation:
             self.uow.writes.zadd(awaiting, {account.registration_id: account.token_expires_at or 0})
-        elif account.is_active or account.released:
+        elif account.is_active or account.status in NEVER_ACTIVE_CLOSED:
             self.uow.writes.zrem(awaiting, account.registration_id)
+        if account.status in NEVER_ACTIVE_CLOSED:
+            self.uow.writes.expire(key, CLOSED_RETENTION_SECONDS)
 
     def erase(self, anonymous: Account, login_key: str, erased_at: int) -> None:
         """The account's record replaced by its anonymous form (`my_account.domain.anonymised`),
@@ -163,6 +178,8 @@ class AccountRepository:
         key = _account_key(anonymous.registration_id)
         self.uow.writes.delete(key)
         self.uow.writes.hset(key, mapping={**_account_fields(anonymous), "erased_at": str(erased_at)})
+        if anonymous.status in NEVER_ACTIVE_CLOSED:  # its retention runs on, erased or not
+            self.uow.writes.expire(key, CLOSED_RETENTION_SECONDS)
         if login_key:
             self.uow.writes.zrem(_awaiting_login_key(login_key), anonymous.registration_id)
 

@@ -80,6 +80,12 @@ class ActivationPageSchema(PortalSchema):
     last_name = fields.String()
     first_name = fields.String()
     secret_questions = fields.List(fields.String())
+    existing_account = fields.Boolean(
+        metadata={
+            "description": "Vrai pour une demande de rattachement acceptée dont l'adresse a déjà un compte "
+            "actif : seul le mot de passe de ce compte est demandé, pour le rattacher à la structure"
+        }
+    )
 
 
 SECRET_MAX = 1024

@@ -4,9 +4,8 @@ are given. Pure, like `domain`: no Redis, no SMTP, no clock.
 - the request (ApprovalRequested), to the structure's gestionnaire principal: who asks (names and
   login email only), for which structure, where to decide (« Approbations », signed in) and until
   when;
-- the request approved for a login email that already had an active account (AttachmentApproved,
-  `joined`), to the newcomer: the account now belongs to the structure too. When the newcomer had no
-  account yet, the activation email (reason `approved`) tells it instead;
+- the request approved: no email of its own, the activation email (ActivationLinkIssued, reason
+  `approved`) tells it;
 - the request refused (AttachmentRefused) or not decided in time (AttachmentExpired), to the
   newcomer: the request is closed, and where to start again.
 
@@ -19,10 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.notify.domain import clean_name, deadline_in_words, restart_link
-from services.notify.sign_in_emails import sign_in_link
 
 APPROVAL_REQUESTED_SUBJECT = "Demande de rattachement à votre structure"
-APPROVED_SUBJECT = "Votre demande de rattachement a été acceptée"
 REFUSED_SUBJECT = "Votre demande de rattachement a été refusée"
 EXPIRED_SUBJECT = "Votre demande de rattachement a expiré"
 
@@ -70,30 +67,6 @@ def approval_requested_email(
         company_name=clean_name(company_name),
         approvals_link=approvals_link(public_base_url),
         deadline=deadline_in_words(expires_at),
-    )
-
-
-@dataclass(frozen=True)
-class AttachmentApprovedEmail:
-    """To the holder of an active account that now belongs to the structure too."""
-
-    to: str
-    first_name: str
-    last_name: str
-    company_name: str
-    sign_in_link: str
-    subject: str = APPROVED_SUBJECT
-
-
-def attachment_approved_email(
-    *, to: str, first_name: str, last_name: str, company_name: str, public_base_url: str
-) -> AttachmentApprovedEmail:
-    return AttachmentApprovedEmail(
-        to=to,
-        first_name=clean_name(first_name),
-        last_name=clean_name(last_name),
-        company_name=clean_name(company_name),
-        sign_in_link=sign_in_link(public_base_url),
     )
 
 

@@ -14,7 +14,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from services.notify.account_emails import ContactEmailConfirmation
 from services.notify.attachment_emails import (
     ApprovalRequestedEmail,
-    AttachmentApprovedEmail,
     AttachmentExpiredEmail,
     AttachmentRefusedEmail,
 )
@@ -50,7 +49,6 @@ _TEMPLATES: dict[type, str] = {
     AccountLockedEmail: "account_locked",
     SecondFactorEmail: "second_factor",
     ApprovalRequestedEmail: "approval_requested",
-    AttachmentApprovedEmail: "attachment_approved",
     AttachmentRefusedEmail: "attachment_refused",
     AttachmentExpiredEmail: "attachment_expired",
 }

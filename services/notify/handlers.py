@@ -7,8 +7,8 @@ event's data: `ActivationLinkIssued` (the token still sealed; the task opens it)
 of an attachment request (`attachment_emails`: to the gestionnaire principal, then to the
 newcomer) and the others of `KINDS`. An event with no address to write to (a StructureFlagged
 whose registration is no longer kept, an ApprovalRequested for a structure with no gestionnaire
-principal) or that asks for no email (an AttachmentApproved that opens an account: the activation
-email tells it) queues none. Every task runs `send_email`: compose the email of that kind of
+principal) queues none (an approval has no email of its own: the activation email tells it).
+Every task runs `send_email`: compose the email of that kind of
 event, take the event's lease, send, record the outcome; once per event, whichever copy of the
 task runs.
 
@@ -68,7 +68,6 @@ SEND_PASSWORD_RESET_EMAIL = "notify.send_password_reset_email"
 SEND_PASSWORD_CHANGED_EMAIL = "notify.send_password_changed_email"
 SEND_CONTACT_EMAIL_CONFIRMATION = "notify.send_contact_email_confirmation"
 SEND_APPROVAL_REQUESTED_EMAIL = "notify.send_approval_requested_email"
-SEND_ATTACHMENT_APPROVED_EMAIL = "notify.send_attachment_approved_email"
 SEND_ATTACHMENT_REFUSED_EMAIL = "notify.send_attachment_refused_email"
 SEND_ATTACHMENT_EXPIRED_EMAIL = "notify.send_attachment_expired_email"
 
@@ -204,16 +203,6 @@ def _approval_requested(
     )
 
 
-def _attachment_approved(
-    facts: dict[str, Any], settings: Settings
-) -> attachment_emails.AttachmentApprovedEmail:
-    if not facts["joined"]:
-        raise Undeliverable("an account to activate: the activation email tells the approval")
-    return attachment_emails.attachment_approved_email(
-        **_to_holder(facts), company_name=facts["company_name"], public_base_url=settings.public_base_url
-    )
-
-
 def _attachment_refused(
     facts: dict[str, Any], settings: Settings
 ) -> attachment_emails.AttachmentRefusedEmail:
@@ -239,11 +228,6 @@ def _login_email(data: dict[str, Any]) -> str | None:
 
 def _manager_email(data: dict[str, Any]) -> str | None:
     return data.get("manager_email")
-
-
-def _login_email_if_joined(data: dict[str, Any]) -> str | None:
-    """An approval that opens an account is told by its activation email, not by this one."""
-    return data.get("login_email") if data.get("joined") is True else None
 
 
 @dataclass(frozen=True)
@@ -307,13 +291,6 @@ KINDS: dict[str, EmailKind] = {
         contracts.ApprovalRequestedData(),
         _approval_requested,
         recipient=_manager_email,
-    ),
-    "AttachmentApproved": EmailKind(
-        "attachment-approved",
-        SEND_ATTACHMENT_APPROVED_EMAIL,
-        contracts.AttachmentApprovedData(),
-        _attachment_approved,
-        recipient=_login_email_if_joined,
     ),
     "AttachmentRefused": EmailKind(
         "attachment-refused",

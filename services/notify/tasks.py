@@ -166,11 +166,6 @@ def send_approval_requested_email(self: EmailTask, **data: Any) -> Outcome:
     return _send(self, "ApprovalRequested", data)
 
 
-@shared_task(name=handlers.SEND_ATTACHMENT_APPROVED_EMAIL, bind=True, base=EmailTask)
-def send_attachment_approved_email(self: EmailTask, **data: Any) -> Outcome:
-    return _send(self, "AttachmentApproved", data)
-
-
 @shared_task(name=handlers.SEND_ATTACHMENT_REFUSED_EMAIL, bind=True, base=EmailTask)
 def send_attachment_refused_email(self: EmailTask, **data: Any) -> Outcome:
     return _send(self, "AttachmentRefused", data)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from playwright.sync_api import sync_playwright
 
+from tests.e2e.browser import CHROMIUM, LAUNCH_ARGS
 from tests.servers import RedisServer, SmtpServer, free_port
 from tests.system import in_background
 
@@ -85,3 +87,13 @@ def short_ttl_system(tmp_path_factory):
         EXPIRY_SWEEP_SECONDS="1",
     ) as system:
         yield system
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium, headless, one per test module (media plays without a sound card; a key
+    press is the user gesture that starts it)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        yield browser
+        browser.close()

@@ -16,7 +16,7 @@ import time
 import pyotp
 import pytest
 import requests
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.e2e.account_life import (
     CONTACT_LINK,
@@ -37,7 +37,6 @@ from tests.e2e.account_life import (
     unique_email,
     wait_for_mail,
 )
-from tests.e2e.browser import CHROMIUM, LAUNCH_ARGS
 from tests.e2e.conftest import start_system
 from tests.e2e.test_browser import fill_activation, look, open_page
 
@@ -57,14 +56,6 @@ def system(tmp_path_factory):
         RATE_LIMIT_PASSWORD_RESET_PER_IP="1000 per minute",
     ) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def heading(page: Page):

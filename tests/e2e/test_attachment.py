@@ -309,8 +309,16 @@ def test_an_active_account_joins_a_second_structure(running_system):
         json={"decision": "approve"},
         timeout=HTTP_TIMEOUT,
     )
-    assert _checked(decided, 200)["status"] == "joined"
-    wait_for_mail(system, already.login_email, re.compile("a accepté votre demande de rattachement"), since)
+    assert _checked(decided, 200)["status"] == "awaiting_activation"
+    # The link goes to the address (proof that the request is its holder's); its page asks for the
+    # password of the account that address already has.
+    link = wait_for_mail(system, already.login_email, ACTIVATION_LINK, since).group(0)
+    url = system.url(f"/activate/api/activations/{link.rsplit('/', 1)[1]}")
+    assert _checked(requests.get(url, timeout=HTTP_TIMEOUT), 200)["existing_account"] is True
+    wrong = requests.post(url, json={"password": "Pas-Le-Bon-42!"}, timeout=HTTP_TIMEOUT)
+    assert wrong.status_code == 422 and "password" in wrong.json()["errors"]
+    joined = _checked(requests.post(url, json={"password": already.password}, timeout=HTTP_TIMEOUT), 200)
+    assert (joined["status"], joined["role"]) == ("active", "UTILISATEUR")
     wait_status(system, request.registration_id, "activated")
     me = _checked(
         api_sign_in(system, already.login_email, already.password).http.get(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.account_life import (
     ACTIVATION_LINK,
@@ -23,7 +23,6 @@ from tests.e2e.account_life import (
     unique_email,
     wait_for_mail,
 )
-from tests.e2e.browser import CHROMIUM, LAUNCH_ARGS
 from tests.e2e.conftest import RunningSystem
 from tests.e2e.test_account_life_browser import enter_code, fill_sign_in, heading
 from tests.e2e.test_attachment import APPROVALS_LINK, ask_to_join, create_structure, wait_status
@@ -34,14 +33,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 FIRST_NAME, LAST_NAME = "Élodie", "Marchand-Lefèvre"
 NEWCOMER = f"{FIRST_NAME} {LAST_NAME}"
 REASON = "Personne inconnue du service comptable d'Orléans : merci de contacter Mme Curie."
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def signed_in(browser: Browser, system: RunningSystem, login_email: str, password: str, path: str) -> Page:

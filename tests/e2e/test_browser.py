@@ -8,23 +8,15 @@ import uuid
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.browser import CHROMIUM, LAUNCH_ARGS, VIEWPORTS, activation_link, assert_accessible, shoot
+from tests.e2e.browser import VIEWPORTS, activation_link, assert_accessible, shoot
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.sirets import take_siret
 
 pytestmark = pytest.mark.e2e
 
 STRONG = "Facture-2026-Été"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def open_page(browser: Browser, viewport: str = "desktop", javascript: bool = True) -> Page:

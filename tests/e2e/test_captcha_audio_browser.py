@@ -9,9 +9,9 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import CHROMIUM, LAUNCH_ARGS, assert_accessible, shoot
+from tests.e2e.browser import assert_accessible, shoot
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_browser import open_page, step_one, unique_email
 
@@ -19,15 +19,6 @@ pytestmark = pytest.mark.e2e
 
 AUDIO = re.compile(r"/structure/api/captchas/[A-Za-z0-9_-]+\.wav$")
 NEW_CODE = re.compile(r"^Nouveau code affiché : l'image et le code audio ont changé")
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as playwright:
-        # Media plays without a sound card in headless Chromium; a key press is the user gesture.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def captcha_id(page: Page) -> str:

@@ -7,23 +7,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.browser import CHROMIUM, LAUNCH_ARGS, VIEWPORTS, assert_accessible, shoot
+from tests.e2e.browser import VIEWPORTS, assert_accessible, shoot
 from tests.e2e.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.e2e
 
 SIRET_FIELD = re.compile("^Numéro de SIRET")
 SEARCH_FIELD = re.compile("^Nom, SIREN ou SIRET de l'entreprise")
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def open_page(browser: Browser, javascript: bool = True) -> Page:

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from werkzeug.serving import make_server
 
 from services.activate.app import create_app
@@ -18,19 +18,11 @@ from services.activate.sessions.web import COOKIE
 from shared.contracts import Role
 from shared.sealing import unseal
 from shared.testing import events_on
-from tests.e2e.browser import CHROMIUM, LAUNCH_ARGS, VIEWPORTS, assert_accessible, shoot
+from tests.e2e.browser import VIEWPORTS, assert_accessible, shoot
 from tests.e2e.conftest import ARTIFACTS
 from tests.integration.my_account_support import active_account, fast_hasher, sign_in
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

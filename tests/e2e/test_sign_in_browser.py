@@ -14,25 +14,17 @@ from dataclasses import replace
 
 import pyotp
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
 from services.activate.app import create_app
-from tests.e2e.browser import CHROMIUM, LAUNCH_ARGS, VIEWPORTS, assert_accessible, shoot
+from tests.e2e.browser import VIEWPORTS, assert_accessible, shoot
 from tests.e2e.conftest import ARTIFACTS
 from tests.integration.activate_support import consumer_of
 from tests.integration.sign_in_support import PASSWORD, activated, cheap_hasher, last_code
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 EMAIL = "marie.curie@example.fr"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -414,6 +414,7 @@ def test_activation_page(client, redis_client, consumer, settings):
         "last_name": "Curie",
         "first_name": "Marie",
         "secret_questions": list(SECRET_QUESTIONS),
+        "existing_account": False,
     }
 
 

@@ -68,7 +68,6 @@ def test_each_event_of_a_request_becomes_its_email_and_the_others_none(
     caplog.set_level(logging.INFO, logger="services.notify")
     emailed = [
         asked(),
-        attachment_event("AttachmentApproved", joined=True, decided_at=DECIDED_AT),
         attachment_event("AttachmentRefused", reason="<b>Inconnue</b> ici", decided_at=DECIDED_AT),
         attachment_event("AttachmentExpired", expired_at="2025-04-11T14:05:00+00:00"),
         new_event(
@@ -84,10 +83,7 @@ def test_each_event_of_a_request_becomes_its_email_and_the_others_none(
             },
         ),
     ]
-    silent = [
-        asked(manager_email=None),
-        attachment_event("AttachmentApproved", joined=False, decided_at=DECIDED_AT),
-    ]
+    silent = [asked(manager_email=None)]
     with running_worker(mail_settings) as celery:
         notify = consumer_for(mail_settings, redis_client, celery)
         for event in silent + emailed:
@@ -118,11 +114,6 @@ def test_each_event_of_a_request_becomes_its_email_and_the_others_none(
     assert 'href="http://portal.test/activate/approvals"' in html
     assert "jusqu'au 11 avril 2025 à 16 h 05 (heure de Paris)" in text
     assert not any(unlisted in request.as_string() for unlisted in ("acc-7f3e", "att-91c2", "str-5a0b"))
-
-    joined = by_subject(smtp_server, "Votre demande de rattachement a été acceptée")
-    assert joined["To"] == "fleur.f@example.fr"
-    assert "désormais rattaché à la structure ACME" in bodies(joined)[0]
-    assert "http://portal.test/activate/sign-in" in bodies(joined)[0]
 
     refusal = by_subject(smtp_server, "Votre demande de rattachement a été refusée")
     assert refusal["To"] == "fleur.f@example.fr"

@@ -18,6 +18,7 @@ from services.identify.bootstrap import SERVICE, bootstrap
 from services.notify.app import create_app as notify_app
 from services.structure.app import create_app as structure_app
 from shared.bootstrap import service_app
+from shared.errors import TooManyAttempts
 from shared.idempotency import HEADER, record_name
 from shared.testing import events_on
 from tests.integration.activate_support import confirm, consumer_of, links
@@ -177,6 +178,22 @@ def test_a_request_that_committed_then_failed_has_no_second_effect(settings, red
     assert started(redis_client) == 1
     assert redis_client.hget(record_name("identify", KEY), "state") == "committed"
     assert redis_client.ttl(record_name("identify", KEY)) > 23 * 3600
+
+
+def test_a_429_after_a_commit_is_the_first_answer_every_retry_gets(settings, redis_client):
+    """A sign-in failure counted (committed), then the lock's 429: the retry gets the same 429 and
+    its Retry-After, not a second failure counted."""
+
+    def commit_then_lock(wiring):
+        start_registration(wiring)
+        raise TooManyAttempts(30)
+
+    probe = probe_app(settings, redis_client, commit_then_lock).test_client()
+    first = probe.post("/identify/api/probe", headers={HEADER: KEY})
+    retry = probe.post("/identify/api/probe", headers={HEADER: KEY})
+    assert (first.status_code, retry.status_code) == (429, 429)
+    assert retry.headers["Retry-After"] == "30" and retry.headers["Idempotent-Replayed"] == "true"
+    assert started(redis_client) == 1
 
 
 def test_an_exception_no_handler_answers_still_leaves_the_committed_marker(settings, redis_client):

@@ -57,7 +57,7 @@ def test_every_client_follows_a_failover_by_itself(deployment):
     settings = settings_for(deployment)
     client = connect(settings)
     client.set("before", "1")
-    fence(client, 1, 2000)  # on the replica too: replication is asynchronous, WAIT makes it sure
+    fence(client, "test", 1, 2000)  # on the replica too: replication is asynchronous, WAIT makes it sure
     old_primary = deployment.primary_port()
     assert client.connection_pool.get_master_address()[1] == old_primary
 
@@ -119,4 +119,4 @@ def test_no_replica_asked_for_means_no_wait(deployment):
     client = connect(settings)
     uow = RedisUnitOfWork(client, "test", stream_maxlen=1000, min_replicas=settings.redis_min_replicas)
     uow.run(lambda: uow.writes.set("k", "v"))
-    assert client.get("replication:fence") is None
+    assert client.get("test:replication-fence") is None

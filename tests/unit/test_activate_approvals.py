@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from services.activate import handlers
+from services.activate import domain, handlers
 from services.activate.approvals import domain as rules
 from services.activate.approvals import handlers as approvals
 from services.activate.domain import AccountStatus, AwaitingApproval
+from services.activate.links import TokenGone
 from services.activate.sessions import handlers as session_handlers
 from shared.contracts import LinkReason, Role
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
@@ -177,26 +178,40 @@ def test_only_the_structures_manager_decides(uow, manager):
     assert uow.accounts.get("r5").status is AccountStatus.AWAITING_APPROVAL
 
 
-def test_an_active_login_joins_the_structure_with_both_memberships(uow, manager):
+def test_an_active_login_joins_with_its_own_password_from_the_emailed_link(uow, manager):
     confirmed(uow, "r7", email=NEWCOMER)  # Paul already manages a structure of his own
     choose(uow, "r7", ["ENGAGEMENTS"])
     activate(uow, last_link(uow, "r7"))
     requested(uow)
     choose(uow, "r2", ["FACTURES_A_VALIDER"])
-    joined = decide(uow, manager)
-    assert joined.status is AccountStatus.JOINED
+    approved = decide(uow, manager)
+    assert approved.status is AccountStatus.AWAITING_ACTIVATION  # a link, to the address: proof it is his
+    assert handlers.joins_an_active_account(approved, uow)
+    assert uow.accounts.get("r7").memberships == uow.accounts.get("r7").memberships[:1]  # nothing yet
+
+    token = last_link(uow, "r2")
+    with pytest.raises(domain.RefusedForm) as wrong:
+        activate(uow, token, password="Pas-Le-Sien-99")
+    assert list(wrong.value.errors) == ["password"]
+    joined = activate(uow, token)  # GOOD's password: the one Paul's account was activated with
+    assert (joined.status, joined.role, joined.structure_id) == (
+        AccountStatus.JOINED,
+        Role.UTILISATEUR,
+        STRUCTURE,
+    )
     holder = uow.accounts.get("r7")
+    assert joined.account_id == holder.account_id
     assert [(m.structure_id, m.role) for m in holder.memberships] == [
         ("structure-r7", Role.GESTIONNAIRE_PRINCIPAL),
         (STRUCTURE, Role.UTILISATEUR),
     ]
     assert {"ENGAGEMENTS", "FACTURES_A_VALIDER"} <= set(holder.workspaces)
     assert holder.joined_registrations == ("r2",)
-    assert types(uow, "r2")[-2:] == ["AttachmentApproved", "AccountActivated"]
-    approved = [e for e in uow.published if e.type == "AttachmentApproved"][-1]
-    assert approved.joined and approved.account_id == holder.account_id
+    assert types(uow, "r2")[-1] == "AccountActivated"
+    assert [e.type for e in uow.published if e.registration_id == "r7"][-1] == "WorkspacesChanged"
     assert "r7" in uow.approvals.members(STRUCTURE)
-    assert not [e for e in uow.published if e.type == "ActivationLinkIssued" and e.registration_id == "r2"]
+    with pytest.raises(TokenGone):
+        activate(uow, token)
 
 
 def test_an_undecided_request_lapses_once_with_an_email(uow, manager, clock):
@@ -245,6 +260,7 @@ def test_a_user_with_another_structure_only_leaves_this_one(uow, manager):
     requested(uow)
     choose(uow, "r2")
     decide(uow, manager)
+    activate(uow, last_link(uow, "r2"))
     holder = uow.accounts.get("r7")
     left = approvals.detach_user(approvals.DetachUser(manager, STRUCTURE, holder.account_id), uow)
     assert left.status is AccountStatus.ACTIVE
@@ -258,3 +274,39 @@ def test_the_gestionnaire_principal_cannot_be_detached_nor_anyone_by_a_user(uow,
     with pytest.raises(rules.UnknownUser):
         approvals.detach_user(approvals.DetachUser(manager, "structure-elsewhere", me.account_id), uow)
     assert uow.accounts.get("r1").status is AccountStatus.ACTIVE
+
+
+def structure_event(uow, event_type: str, **facts):
+    data = {"registration_id": "r1", "structure_id": STRUCTURE, "identifier": "81880244900038", **facts}
+    event = new_event(event_type, "structure", "r1", data)
+    handler = (
+        handlers.on_structure_released if event_type == "StructureReleased" else handlers.on_structure_flagged
+    )
+    uow.run(handler, event, uow)
+
+
+def test_a_released_structure_lapses_the_requests_nobody_is_left_to_decide(uow):
+    confirmed(uow, "r1")  # its first account never activated: the structure is released
+    choose(uow, "r1")
+    requested(uow)
+    choose(uow, "r2")
+    structure_event(uow, "StructureReleased", identifier_type="SIRET", released_at=iso_utc(uow.clock()))
+    assert uow.accounts.get("r2").status is AccountStatus.REQUEST_EXPIRED
+    assert types(uow, "r2")[-1] == "AttachmentExpired"
+    assert uow.approvals.pending(STRUCTURE, 10) == [] and "r2" not in uow.approvals.deadlines
+
+
+def test_a_flagged_structure_keeps_no_active_user(uow, manager):
+    requested(uow)
+    choose(uow, "r2")
+    decide(uow, manager)
+    activate(uow, last_link(uow, "r2"))
+    requested(uow, "r3", email="late@example.fr")
+    choose(uow, "r3")
+    structure_event(
+        uow, "StructureFlagged", reason="closed", login_email="marie.curie@example.fr", flagged_at=iso_utc(0)
+    )
+    assert uow.accounts.get("r2").status is AccountStatus.DEACTIVATED
+    assert uow.accounts.get("r1").status is AccountStatus.DEACTIVATED
+    assert uow.accounts.get("r3").status is AccountStatus.REQUEST_EXPIRED
+    assert "UserDetached" in types(uow, "r2")

@@ -318,8 +318,19 @@ def test_notify_notes_the_emails_it_queues_and_erases_their_addresses():
     )
     holder = {"account_id": "acc-user", "login_email": EMAIL, "first_name": "Paul", "last_name": "Martin"}
     changed = asking("PasswordChanged", "r-user", reason="change", **holder)
-    joined_email = asking("AttachmentApproved", "r-joined", joined=True, **holder)
-    no_email = asking("AttachmentApproved", "r-joined", joined=False, **holder)
+    request = {"attachment_request_id": "q-1", "structure_id": "s-2", "company_name": "ACME", **holder}
+    joined_email = asking(
+        "AttachmentRefused", "r-joined", reason=None, decided_at="2023-11-14T22:00:00Z", **request
+    )
+    no_email = asking(  # a structure with no gestionnaire principal yet: nobody to write to
+        "ApprovalRequested",
+        "r-joined",
+        manager_email=None,
+        manager_first_name=None,
+        manager_last_name=None,
+        expires_at="2023-12-14T22:00:00Z",
+        **request,
+    )
     others = asking(
         "PasswordChanged", "r-other", reason="change", **{**holder, "login_email": "autre@example.fr"}
     )

@@ -58,11 +58,6 @@ def approval_requested(**changes):
     return new_event("ApprovalRequested", "activate", "reg-42", data)
 
 
-def approved(joined: bool = True):
-    data = {**REQUEST, "joined": joined, "decided_at": "2025-03-14T09:00:00+00:00"}
-    return new_event("AttachmentApproved", "activate", "reg-42", data)
-
-
 def refused(reason: str | None = None):
     data = {**REQUEST, "reason": reason, "decided_at": "2025-03-14T09:00:00+00:00"}
     return new_event("AttachmentRefused", "activate", "reg-42", data)
@@ -113,7 +108,6 @@ def bodies(message) -> tuple[str, str]:
     ("event", "task"),
     [
         (approval_requested(), "notify.send_approval_requested_email"),
-        (approved(joined=True), "notify.send_attachment_approved_email"),
         (refused("Inconnu"), "notify.send_attachment_refused_email"),
         (expired(), "notify.send_attachment_expired_email"),
     ],
@@ -124,13 +118,10 @@ def test_each_event_queues_its_task_with_the_event_id(uow, event, task):
 
 @pytest.mark.parametrize(
     "event",
-    [
-        approval_requested(manager_email=None, manager_first_name=None, manager_last_name=None),
-        approved(False),
-    ],
-    ids=["no-gestionnaire-principal", "account-to-activate"],
+    [approval_requested(manager_email=None, manager_first_name=None, manager_last_name=None)],
+    ids=["no-gestionnaire-principal"],
 )
-def test_no_email_is_queued_without_a_manager_or_for_an_account_to_activate(uow, caplog, event):
+def test_no_email_is_queued_without_a_manager(uow, caplog, event):
     caplog.set_level(logging.INFO)
     assert queued_by(event, uow) == []
     assert uow.emails.records == {} and event.id in caplog.text
@@ -139,8 +130,8 @@ def test_no_email_is_queued_without_a_manager_or_for_an_account_to_activate(uow,
 
 @pytest.mark.parametrize(
     "event",
-    [approval_requested(manager_email=None), approved(False)],
-    ids=["no-gestionnaire-principal", "account-to-activate"],
+    [approval_requested(manager_email=None)],
+    ids=["no-gestionnaire-principal"],
 )
 def test_such_a_task_queued_all_the_same_sends_nothing(uow, event):
     """Queued by hand: dropped, not retried."""
@@ -152,7 +143,8 @@ def test_such_a_task_queued_all_the_same_sends_nothing(uow, event):
 def test_the_attachment_tasks_are_registered_and_go_to_the_emails_queue():
     app = make_celery(SETTINGS)
     app.loader.import_default_modules()
-    for event_type in ("ApprovalRequested", "AttachmentApproved", "AttachmentRefused", "AttachmentExpired"):
+    assert "AttachmentApproved" not in handlers.KINDS  # the activation email (reason approved) tells it
+    for event_type in ("ApprovalRequested", "AttachmentRefused", "AttachmentExpired"):
         task = handlers.KINDS[event_type].task
         assert task in app.tasks
         assert app.amqp.router.route({}, task)["queue"].name == "emails"
@@ -192,19 +184,6 @@ def test_a_manager_without_known_names_is_greeted_plainly(uow):
 
 
 # --- the decisions, to the newcomer -----------------------------------------------------------------
-
-
-def test_an_approval_for_an_active_account_says_it_now_belongs_to_the_structure_once(uow):
-    event = approved(joined=True)
-    message = sent_one(event, uow)
-    assert message["To"] == "fleur.f@example.fr"
-    assert message["Subject"] == "Votre demande de rattachement a été acceptée"
-    text, html = bodies(message)
-    assert text.startswith("Bonjour Fleur Fontaine,")
-    assert "désormais rattaché à la structure ACME & Fils" in text
-    assert "désormais rattaché à la structure <strong>ACME &amp; Fils</strong>" in html
-    assert f"\n{SIGN_IN}\n" in text and f'href="{SIGN_IN}"' in html
-    assert send(event, uow, Outbox()) == Outcome.ALREADY_DONE
 
 
 def test_a_refusal_quotes_the_reason_and_closes_the_registration(uow):
@@ -309,7 +288,6 @@ def test_other_activation_emails_say_nothing_of_an_attachment(uow, reason):
     "subject",
     [
         attachment_emails.APPROVAL_REQUESTED_SUBJECT,
-        attachment_emails.APPROVED_SUBJECT,
         attachment_emails.REFUSED_SUBJECT,
         attachment_emails.EXPIRED_SUBJECT,
     ],

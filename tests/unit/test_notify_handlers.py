@@ -86,7 +86,6 @@ def send(event, uow, outbox, owner="tag-1", data=None):
         ("SecondFactorEnrolled", "notify.send_second_factor_enrolled_email"),
         ("SecondFactorRemoved", "notify.send_second_factor_removed_email"),
         ("ApprovalRequested", "notify.send_approval_requested_email"),
-        ("AttachmentApproved", "notify.send_attachment_approved_email"),
         ("AttachmentRefused", "notify.send_attachment_refused_email"),
         ("AttachmentExpired", "notify.send_attachment_expired_email"),
     ],
@@ -94,8 +93,8 @@ def send(event, uow, outbox, owner="tag-1", data=None):
 def test_an_event_asking_for_an_email_is_queued_as_its_task_with_the_event_id(uow, event_type, task):
     queued = []
     # The fields that say whom to write to: the login email, or the gestionnaire principal's
-    # address for an attachment request; an approval asks for an email when the account joined.
-    data = {"login_email": "fleur.f@example.fr", "manager_email": "gp@example.fr", "joined": True}
+    # address for an attachment request.
+    data = {"login_email": "fleur.f@example.fr", "manager_email": "gp@example.fr"}
     event = new_event(event_type, "activate", "reg-1", data)
     uow.run(handlers.on_email_asked, event, uow, lambda *args: queued.append(args))
     ((name, task_id, kwargs),) = queued
@@ -123,7 +122,6 @@ def test_notify_handles_exactly_the_events_that_ask_for_an_email():
         "SecondFactorEnrolled",
         "SecondFactorRemoved",
         "ApprovalRequested",
-        "AttachmentApproved",
         "AttachmentRefused",
         "AttachmentExpired",
     }

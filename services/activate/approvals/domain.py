@@ -3,9 +3,11 @@
 An attachment request is an account (`Account.is_attachment`) that joins a structure that exists:
 opened by AttachmentRequested, it goes through step 3 like any account, then waits
 (`AWAITING_APPROVAL`) for the structure's gestionnaire principal, who approves or refuses it once,
-or it lapses after ATTACHMENT_TTL_SECONDS. Approved, it gets its activation link and becomes an
-utilisateur at step 4; or, when its login email already has an active account, that account joins
-the structure (a membership more) and the request's own account closes (`JOINED`).
+or it lapses after ATTACHMENT_TTL_SECONDS. Approved, it gets its activation link, which proves the
+login email is the requester's: at step 4 it becomes an utilisateur; or, when its login email
+already has an active account, that account's password joins it to the structure (a membership
+more) and the request's own account closes (`JOINED`): nobody is put in a structure without
+having asked from their own address and confirmed with their own password.
 
 Only a gestionnaire principal of the request's structure decides; anyone else signed in is told
 403, and a request of another structure is as unknown (404) as one that does not exist. The
@@ -39,6 +41,7 @@ from shared.contracts import (
     LinkReason,
     Role,
     UserDetached,
+    WorkspacesChanged,
     WorkspacesChosen,
 )
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
@@ -204,41 +207,54 @@ def approve_with_link(request: Account, link: NewLink, now: float) -> tuple[Acco
         token_expires_at=link.expires_at,
     )
     return approved, [
-        AttachmentApproved(**_facts(request), joined=False, decided_at=iso_utc(now)),
+        AttachmentApproved(**_facts(request), decided_at=iso_utc(now)),
         ActivationLinkIssued(**to_holder(approved), **sealed_link(link), reason=LinkReason.APPROVED),
     ]
 
 
-def approve_joining(
-    request: Account, holder: Account, now: float
-) -> tuple[Account, Account, list[DomainEvent]]:
-    """Approved, for a login email whose active account (`holder`) exists: that account joins the
-    structure as an utilisateur, with the request's workspaces added to its own; the request's
-    account closes (`JOINED`). AccountActivated tells the registration ended with an active account."""
-    joined = replace(request, status=AccountStatus.JOINED, token_hash=None, token_expires_at=None)
+def join(request: Account, holder: Account) -> tuple[Account, Account, list[DomainEvent]]:
+    """Step 4 of an approved request whose login email already has an active account (`holder`),
+    its holder having given that account's password: the account joins the structure (as an
+    utilisateur, unless it belongs to it already), with the request's workspaces added to its own;
+    the request's account closes (`JOINED`), naming the account and the role it now stands for."""
+    role = holder.role_in(request.structure_id) or Role.UTILISATEUR
     member = replace(holder, joined_registrations=(*holder.joined_registrations, request.registration_id))
+    events: list[DomainEvent] = []
     if holder.role_in(request.structure_id) is None:
-        membership = Membership(request.structure_id, Role.UTILISATEUR, request.company_name)
+        workspaces = tuple(c for c in WORKSPACE_CODES if c in {*holder.workspaces, *request.workspaces})
         member = replace(
             member,
-            other_memberships=(*holder.other_memberships, membership),
-            workspaces=tuple(c for c in WORKSPACE_CODES if c in {*holder.workspaces, *request.workspaces}),
+            other_memberships=(
+                *holder.other_memberships,
+                Membership(request.structure_id, role, request.company_name),
+            ),
+            workspaces=workspaces,
         )
-    return (
-        joined,
-        member,
-        [
-            AttachmentApproved(
-                **{**_facts(request), "account_id": holder.account_id}, joined=True, decided_at=iso_utc(now)
-            ),
-            AccountActivated(
-                registration_id=request.registration_id,
-                account_id=holder.account_id,
-                structure_id=request.structure_id,
-                role=Role.UTILISATEUR,
-            ),
-        ],
+        if workspaces != holder.workspaces:
+            events.append(
+                WorkspacesChanged(
+                    registration_id=holder.registration_id,
+                    account_id=holder.account_id,
+                    workspaces=list(workspaces),
+                )
+            )
+    joined = replace(
+        request,
+        status=AccountStatus.JOINED,
+        account_id=holder.account_id,
+        role=role,
+        token_hash=None,
+        token_expires_at=None,
     )
+    events.append(
+        AccountActivated(
+            registration_id=request.registration_id,
+            account_id=holder.account_id,
+            structure_id=request.structure_id,
+            role=role,
+        )
+    )
+    return joined, member, events
 
 
 def refuse(request: Account, reason: str | None, now: float) -> tuple[Account, AttachmentRefused]:
@@ -249,14 +265,18 @@ def refuse(request: Account, reason: str | None, now: float) -> tuple[Account, A
 # --- lapsing -------------------------------------------------------------------------------------------
 
 
-def lapse(request: Account | None, now: float) -> tuple[Account, AttachmentExpired] | None:
-    """A request not decided by its deadline closes, with AttachmentExpired; None when there is
-    nothing to close (decided, gone, or not due)."""
+def lapse(
+    request: Account | None, now: float, *, structure_gone: bool = False
+) -> tuple[Account, AttachmentExpired] | None:
+    """A request not decided by its deadline closes, with AttachmentExpired; so does one whose
+    structure is released or flagged (`structure_gone`: there is nobody left to decide). None when
+    there is nothing to close (decided, gone, or not due)."""
     if request is None or not request.is_attachment:
         return None
     if request.status not in (AccountStatus.PENDING, AccountStatus.AWAITING_APPROVAL):
         return None
-    if request.attachment_expires_at is None or request.attachment_expires_at > now:
+    due = request.attachment_expires_at is not None and request.attachment_expires_at <= now
+    if not (due or structure_gone):
         return None
     lapsed = replace(request, status=AccountStatus.REQUEST_EXPIRED)
     return lapsed, AttachmentExpired(**_facts(request), expired_at=iso_utc(now))

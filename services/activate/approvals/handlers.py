@@ -105,7 +105,9 @@ def decide(cmd: Decide, uow: UnitOfWork, link_maker: LinkMaker) -> Account:
         request = rules.ensure_request_of(managed, found)
         if rules.already(request, decision):
             return request
-        uow.approvals.close(request.structure_id, request.registration_id)
+        uow.approvals.close(
+            request.structure_id, request.registration_id, request.attachment_request_id or ""
+        )
         if decision is Decision.REFUSE:
             refused, event = rules.refuse(request, reason, now)
             uow.accounts.save(refused)
@@ -117,20 +119,35 @@ def decide(cmd: Decide, uow: UnitOfWork, link_maker: LinkMaker) -> Account:
 
 
 def _approve(uow: UnitOfWork, request: Account, link: domain.NewLink, now: float) -> Account:
-    owner = uow.active_logins.owner(domain.login_key(request.login_email))
-    holder = uow.accounts.get(owner) if owner else None
-    if holder is not None and holder.is_active:
-        joined, member, events = rules.approve_joining(request, holder, now)
-        uow.accounts.save(joined)
-        uow.accounts.save(member)
-        uow.approvals.add_member(request.structure_id, member.registration_id)
-        uow.publish(*events)
-        return joined
+    """The activation link goes to the login email, even one that an active account uses: opening
+    it proves the address is the requester's (step 4 then asks for that account's password)."""
     approved, events = rules.approve_with_link(request, link, now)
     uow.accounts.save(approved)
     uow.tokens.add(TokenRecord(link.token_hash, approved.registration_id, link.expires_at))
     uow.publish(*events)
     return approved
+
+
+def joining_holder(uow: UnitOfWork, request: Account) -> Account | None:
+    """The active account that an approved request's login email already has, which step 4 joins
+    to the structure rather than activating a second account; None for a first account."""
+    if not request.is_attachment:
+        return None
+    owner = uow.active_logins.owner(domain.login_key(request.login_email))
+    if owner is None or owner == request.registration_id:
+        return None
+    holder = uow.accounts.get(owner)
+    return holder if holder is not None and holder.is_active else None
+
+
+def join(uow: UnitOfWork, request: Account, holder: Account) -> Account:
+    """Within step 4's transaction: the holder's account joins the request's structure."""
+    joined, member, events = rules.join(request, holder)
+    uow.accounts.save(joined)
+    uow.accounts.save(member)
+    uow.approvals.add_member(request.structure_id, member.registration_id)
+    uow.publish(*events)
+    return joined
 
 
 # --- the sweep ------------------------------------------------------------------------------------
@@ -157,9 +174,30 @@ def _lapse_one(uow: UnitOfWork, registration_id: str, now: float) -> bool:
         return False
     account, event = lapsed
     uow.accounts.save(account)
-    uow.approvals.close(account.structure_id, registration_id)
+    uow.approvals.close(account.structure_id, registration_id, account.attachment_request_id or "")
     uow.publish(event)
     return True
+
+
+def close_structure(uow: UnitOfWork, structure_id: str, *, flagged: bool) -> None:
+    """Within the handling of StructureReleased or StructureFlagged: the requests waiting for the
+    structure's decision lapse (AttachmentExpired: nobody is left to decide them); a flagged
+    structure (closed or unknown to SIRENE) keeps no active user either: each is detached."""
+    now = uow.clock()
+    for registration_id in uow.approvals.pending(structure_id, rules.PENDING_SHOWN_MAX):
+        lapsed = rules.lapse(uow.accounts.get(registration_id), now, structure_gone=True)
+        if lapsed is not None:
+            account, event = lapsed
+            uow.accounts.save(account)
+            uow.approvals.close(structure_id, registration_id, account.attachment_request_id or "")
+            uow.publish(event)
+    if not flagged:
+        return
+    for registration_id in uow.approvals.members(structure_id):
+        user = uow.accounts.get(registration_id)
+        if user is None or user.role_in(structure_id) is not Role.UTILISATEUR:
+            continue
+        _detach(uow, user, structure_id)
 
 
 # --- users of the manager's structures ------------------------------------------------------------
@@ -226,12 +264,16 @@ def detach_user(cmd: DetachUser, uow: UnitOfWork) -> Account:
             ),
             None,
         )
-        step, left, event = rules.detach(user, cmd.structure_id)
-        uow.approvals.remove_member(cmd.structure_id, left.registration_id)
-        uow.publish(event)
-        if step is DetachStep.DEACTIVATE:
-            return my_account_handlers.deactivate(uow, left)
-        uow.accounts.save(left)
-        return left
+        return _detach(uow, user, cmd.structure_id)
 
     return uow.run(record)
+
+
+def _detach(uow: UnitOfWork, user: Account | None, structure_id: str) -> Account:
+    step, left, event = rules.detach(user, structure_id)
+    uow.approvals.remove_member(structure_id, left.registration_id)
+    uow.publish(event)
+    if step is DetachStep.DEACTIVATE:
+        return my_account_handlers.deactivate(uow, left)
+    uow.accounts.save(left)
+    return left

@@ -19,8 +19,8 @@ from shared.web import page_blueprint, problem_page
 bp = page_blueprint("activate_approvals_pages", __name__, "activate")
 
 NOTICES = {
-    "acceptee": "La demande a été acceptée : la personne reçoit un courriel pour activer son compte, "
-    "ou, si elle a déjà un compte actif, elle est rattachée à votre structure.",
+    "acceptee": "La demande a été acceptée : la personne reçoit un courriel pour activer son compte "
+    "(ou, si elle en a déjà un, pour le rattacher à votre structure avec son mot de passe).",
     "refusee": "La demande a été refusée : la personne en est informée par courriel.",
     "detache": "L'utilisateur a été détaché de votre structure.",
 }

@@ -12,7 +12,8 @@
 - `activate:structure-members:{structure_id}` (set): the registrations of the active accounts that
   belong to the structure (its gestionnaire principal too), for « Mon compte »'s list of users.
 
-None expires: each is removed when what it tracks ends (decided, lapsed, detached).
+A request's id expires 30 days after it is decided or lapses; the other keys are removed when
+what they track ends (decided, lapsed, detached).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from shared.unit_of_work import RedisUnitOfWork
 
 DEADLINES = "activate:attachment-deadlines"
+CLOSED_REQUEST_SECONDS = 30 * 24 * 3600  # as long as a closed account is kept (activate/repository.py)
 
 
 def _request_key(attachment_request_id: str) -> str:
@@ -60,10 +62,12 @@ class ApprovalRepository:
         """Step 3 done: the request waits for the structure's gestionnaire principal."""
         self.uow.writes.zadd(_pending_key(structure_id), {registration_id: requested_at})
 
-    def close(self, structure_id: str, registration_id: str) -> None:
-        """Decided or lapsed: no longer waiting, no longer swept."""
+    def close(self, structure_id: str, registration_id: str, attachment_request_id: str) -> None:
+        """Decided or lapsed: no longer waiting, no longer swept; the request's id still leads to
+        its account while that account is kept (a decision asked again answers as the first)."""
         self.uow.writes.zrem(_pending_key(structure_id), registration_id)
         self.uow.writes.zrem(DEADLINES, registration_id)
+        self.uow.writes.expire(_request_key(attachment_request_id), CLOSED_REQUEST_SECONDS)
 
     def pending(self, structure_id: str, limit: int) -> list[str]:
         """The registrations waiting for the structure's decision, the oldest request first."""

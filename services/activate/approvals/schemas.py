@@ -46,8 +46,8 @@ class DecidedSchema(PortalSchema):
     decision = fields.String()
     status = fields.String(
         metadata={
-            "description": "Où en est le compte demandé : awaiting_activation (lien envoyé), joined (son "
-            "compte actif a rejoint la structure) ou refused"
+            "description": "Où en est la demande : awaiting_activation (le lien d'activation est envoyé ; "
+            "une adresse qui a déjà un compte actif le rattache avec son mot de passe) ou refused"
         }
     )
 

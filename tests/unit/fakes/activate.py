@@ -287,7 +287,7 @@ class FakeApprovals:
     def submit(self, structure_id: str, registration_id: str, requested_at: int) -> None:
         self.pending_by_structure.setdefault(structure_id, {})[registration_id] = requested_at
 
-    def close(self, structure_id: str, registration_id: str) -> None:
+    def close(self, structure_id: str, registration_id: str, attachment_request_id: str) -> None:
         self.pending_by_structure.get(structure_id, {}).pop(registration_id, None)
         self.deadlines.pop(registration_id, None)
 
