@@ -62,9 +62,8 @@ class RegistrationStatus(StrEnum):
     EXPIRED = "expired"
     REFUSED = "refused"  # its structure was flagged (SIRENE does not know its SIRET, or it is
     # closed), or its attachment request was refused by the structure's gestionnaire principal
-    # Joining a structure that exists: step 2 made an attachment request; once step 3 is done it
-    # waits for the gestionnaire principal's decision.
-    ATTACHMENT_REQUESTED = "attachment_requested"
+    # Joining a structure that exists: from the attachment request (step 2) on, through step 3,
+    # until the gestionnaire principal decides; no activation link goes out meanwhile.
     AWAITING_APPROVAL = "awaiting_approval"
 
 
@@ -324,9 +323,10 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
     expiry only applies to the newest link, and nothing moves an activated account back. A
     released structure (not activated in time) expires its registration.
 
-    An attachment request (joining a structure that exists) moves `started` → `attachment_requested`
-    → `awaiting_approval` (step 3 done); approved, its link moves it on as any link does; refused
-    (AttachmentRefused) it ends `refused`, undecided in time (AttachmentExpired) `expired`.
+    An attachment request (joining a structure that exists) moves `started` → `awaiting_approval`
+    (AttachmentRequested, then ApprovalRequested once step 3 is done); approved, its link moves it on
+    as any link does; refused (AttachmentRefused) it ends `refused`, undecided in time
+    (AttachmentExpired) `expired`.
 
     A structure flagged by its SIRENE check (StructureFlagged) refuses its registration, unless
     it is activated (its account holds the structure) or expired already. Refused is final but for
@@ -352,11 +352,8 @@ def progress_after(current: Progress, event_type: str, data: dict) -> Progress |
         return None
     if event_type == "StructureConfirmed":
         return Progress(Status.STRUCTURE_CONFIRMED) if status == Status.STARTED else None
-    if event_type == "AttachmentRequested":
-        return Progress(Status.ATTACHMENT_REQUESTED) if status == Status.STARTED else None
-    if event_type == "ApprovalRequested":
-        waiting = status in (Status.STARTED, Status.ATTACHMENT_REQUESTED)
-        return Progress(Status.AWAITING_APPROVAL) if waiting else None
+    if event_type in ("AttachmentRequested", "ApprovalRequested"):
+        return Progress(Status.AWAITING_APPROVAL) if status == Status.STARTED else None
     if event_type == "AttachmentExpired":
         return Progress(Status.EXPIRED, expires_now) if status != Status.EXPIRED else None
     if event_type in ("WorkspacesChosen", "ActivationLinkIssued"):

@@ -174,7 +174,7 @@ def test_a_newcomer_joins_an_existing_structure_once_its_manager_approves(runnin
         timeout=HTTP_TIMEOUT,
     )
     assert again.status_code == 409
-    wait_status(system, registration_id, "attachment_requested")
+    wait_status(system, registration_id, "awaiting_approval")
     _checked(
         requests.post(
             system.url(f"/activate/api/registrations/{registration_id}/workspaces"),

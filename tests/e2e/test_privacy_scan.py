@@ -152,7 +152,7 @@ def join_and_activate(system: RunningSystem, person: Person) -> tuple[str, str]:
         timeout=STEP_READ_TIMEOUT,
     )
     request_id = _checked(asked, 201)["attachment_request_id"]
-    wait_status(system, registration_id, "attachment_requested")
+    wait_status(system, registration_id, "awaiting_approval")
     chosen = requests.post(
         system.url(f"/activate/api/registrations/{registration_id}/workspaces"),
         json={},

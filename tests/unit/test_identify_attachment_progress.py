@@ -19,8 +19,8 @@ def after(status: S, *events: str) -> S:
 
 
 def test_a_request_waits_for_its_approval_after_step_three():
-    assert after(S.STARTED, "AttachmentRequested") is S.ATTACHMENT_REQUESTED
-    assert after(S.STARTED, "AttachmentRequested", "WorkspacesChosen") is S.ATTACHMENT_REQUESTED
+    assert after(S.STARTED, "AttachmentRequested") is S.AWAITING_APPROVAL
+    assert after(S.STARTED, "AttachmentRequested", "WorkspacesChosen") is S.AWAITING_APPROVAL
     assert (
         after(S.STARTED, "AttachmentRequested", "WorkspacesChosen", "ApprovalRequested")
         is S.AWAITING_APPROVAL
@@ -46,4 +46,4 @@ def test_refused_or_lapsed_it_ends_and_nothing_late_revives_it(event, ends):
 
 
 def test_a_request_is_not_swept_as_abandoned_its_own_deadline_applies():
-    assert not is_abandoned(S.ATTACHMENT_REQUESTED) and not is_abandoned(S.AWAITING_APPROVAL)
+    assert not is_abandoned(S.AWAITING_APPROVAL)
