@@ -152,11 +152,21 @@ class FaultyRecorder(Recorder):
     data_started: int = 0
     dropped: int = 0
     started: threading.Condition = field(default_factory=threading.Condition)
+    in_data: set[int] = field(default_factory=set)  # the client ports of the sessions inside DATA
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        port = session.peer[1] if session.peer else 0
         with self.started:
             self.data_started += 1
+            self.in_data.add(port)
             self.started.notify_all()
+        try:
+            return await self._answer_data(server, session, envelope)
+        finally:
+            with self.started:
+                self.in_data.discard(port)
+
+    async def _answer_data(self, server, session, envelope):
         if self.delay:
             try:
                 await asyncio.sleep(self.delay)

@@ -25,13 +25,18 @@ pytestmark = pytest.mark.timeout(150)
 
 
 def sender(system: System) -> psutil.Process | None:
-    """The worker's pool child that has a connection open to the SMTP server."""
+    """The worker's pool child whose connection to the SMTP server is inside DATA (the other child
+    may be connected too, at another stage)."""
+    recorder = system.smtp.recorder
+    with recorder.started:
+        in_data = set(recorder.in_data)
     for child in system.children("worker"):
         try:
-            if any(c.raddr and c.raddr.port == system.smtp.port for c in child.net_connections("tcp")):
-                return child
+            connections = child.net_connections("tcp")
         except psutil.NoSuchProcess:
             continue
+        if any(c.raddr and c.raddr.port == system.smtp.port and c.laddr.port in in_data for c in connections):
+            return child
     return None
 
 
