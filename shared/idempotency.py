@@ -35,7 +35,6 @@ again is right.
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import hashlib
 import hmac
@@ -51,7 +50,7 @@ from typing import Any
 
 import redis
 from apispec import BasePlugin
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet
 from flask import Flask, Response, g, request
 from redis.client import Pipeline
 from redis.commands.core import Script
@@ -266,8 +265,7 @@ def install(app: Flask, service: str, client: redis.Redis, settings: Settings) -
     """Honour `Idempotency-Key` on every POST under `/{service}/api/` of `app`."""
     records = IdempotencyRecords(client)
     api_prefix = f"/{service}/api/"
-    secret = (settings.secret_key or "").encode()  # every deployment sets it (launcher, compose)
-    previous = (settings.secret_key_previous or "").encode()  # while SECRET_KEY is rotated
+    secret = (settings.secret_key or "").encode()
 
     @app.before_request
     def _claim_or_replay() -> Response | None:
@@ -291,12 +289,7 @@ def install(app: Flask, service: str, client: redis.Redis, settings: Settings) -
         replication.fence_for(client, service, settings)  # what the client is about to see must survive
         if sealed is None:
             raise AlreadyCommitted()
-        for secret_used in (secret, previous) if previous else (secret,):
-            with contextlib.suppress(InvalidToken):
-                return Answer.opened(
-                    sealed, hmac.new(secret_used, key.encode("ascii"), hashlib.sha256).hexdigest()
-                ).replayed()
-        raise AlreadyCommitted()  # sealed with a key no longer known: its answer is lost
+        return Answer.opened(sealed, sealing).replayed()
 
     @app.after_request
     def _keep_answer(response: Response) -> Response:
@@ -318,8 +311,14 @@ def install(app: Flask, service: str, client: redis.Redis, settings: Settings) -
             # Kept on the primary: a retry gets this answer once a replica has it.
             return app.make_response(error_response(error.status, error.message, headers=error.headers))
         except redis.RedisError as error:
-            # The answer itself is right; a retry would find the key taken a while, or committed.
             log.warning("idempotency record not kept: %s", error)
+            if settings.redis_min_replicas > 0:
+                # Its commit was not confirmed by the replicas either: say nothing that a failover
+                # might take back; the retry finds the effect, or runs again.
+                unconfirmed = replication.NotReplicated()
+                return app.make_response(
+                    error_response(unconfirmed.status, unconfirmed.message, headers=unconfirmed.headers)
+                )
         return response
 
     @app.teardown_request

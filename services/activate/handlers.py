@@ -22,7 +22,6 @@ from services.activate.approvals import handlers as approvals
 from services.activate.domain import Account, AlreadyActive, Credentials, Holder
 from services.activate.links import NextStep, SweepStep, TokenGone, TokenRecord, TokenState
 from services.activate.my_account import handlers as my_account_handlers
-from services.activate.sign_in import handlers as sign_in_handlers
 from services.activate.tokens import LinkMaker
 from shared.arrivals import Awaiting, NoWait
 from shared.errors import Invalid, NotFound
@@ -221,13 +220,12 @@ def _retire(uow: UnitOfWork, token_hash: str, dies_as: TokenState = TokenState.R
 
 
 def _login_holder(uow: UnitOfWork, account: Account) -> Holder | None:
-    """The holder of the other, active account that already uses `account`'s login email (None for
-    an attachment request: its link goes to the address, whose account it joins at step 4).
+    """The holder of the other, active account that already uses `account`'s login email.
 
     Both outcomes read one account (the holder's, or this one again), so that they make the
     same Redis work: step 3 and the resend must not tell whether the email has an account."""
     owner = uow.active_logins.owner(domain.login_key(account.login_email))
-    taken = domain.login_taken(account, owner) and not account.is_attachment
+    taken = domain.login_taken(account, owner)
     found = uow.accounts.get(owner if taken and owner else account.registration_id)
     return domain.holder_of(found) if taken else None
 
@@ -335,16 +333,8 @@ def _join(
     The transaction reads the link, the request, the login's holder and its credentials again,
     guarded: a password changed meanwhile, or the holder gone, refuses it. Returns the request's
     account, closed as `joined`, naming the holder's account and its role there."""
-    # The holder's password, guarded as sign-in guards it: refused while the login is locked, and a
-    # wrong one counts on the lock (429 once too many), so the link does not let anyone guess.
-    sign_in_handlers.ensure_login_not_locked(uow, holder)
-    password = domain.normalise_password(cmd.password)
     stored = uow.credentials.get(holder.registration_id)
-    if stored is None or not password or not passwords.verify(hasher, stored.password_hash, password):
-        if password:
-            locked = uow.run(sign_in_handlers.count_password_failure, uow, holder)
-            if locked is not None:
-                raise locked
+    if stored is None or not cmd.password or not passwords.verify(hasher, stored.password_hash, cmd.password):
         raise domain.RefusedForm(Invalid.on("password", domain.WRONG_HOLDER_PASSWORD), request)
 
     def record_joining() -> Account:

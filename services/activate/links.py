@@ -176,11 +176,7 @@ class NextStep(StrEnum):
 def after_dead_link(account: Account | None, now: float) -> NextStep:
     if account is None or claim_lapsed(account, now):
         return NextStep.NONE
-    if account.is_active or account.status is AccountStatus.JOINED:  # joined: the holder's is active
-        return NextStep.SIGN_IN
-    if account.status in (AccountStatus.REFUSED, AccountStatus.REQUEST_EXPIRED):
-        return NextStep.NONE
-    return NextStep.NEW_LINK
+    return NextStep.SIGN_IN if account.is_active else NextStep.NEW_LINK
 
 
 MAX_LINKS_PER_REQUEST = 3

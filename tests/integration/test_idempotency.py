@@ -301,14 +301,3 @@ def test_every_post_of_every_json_api_documents_the_header(settings, redis_clien
                 assert (("header", HEADER) in names) == (method == "post"), (service, method, path)
                 posts += method == "post"
     assert posts >= 20
-
-
-def test_an_answer_sealed_before_secret_key_was_rotated_still_replays(settings, redis_client):
-    first = start(identify_app(settings, client=redis_client).test_client())
-    rotated = replace(settings, secret_key="a-new-secret-key", secret_key_previous=settings.secret_key)
-    again = start(identify_app(rotated, client=redis_client).test_client())
-    assert again.status_code == 201 and again.get_json() == first.get_json()
-    forgotten = replace(settings, secret_key="a-new-secret-key", secret_key_previous=None)
-    lost = start(identify_app(forgotten, client=redis_client).test_client())
-    assert lost.status_code == 409  # the answer is kept sealed with a key nobody has: not run again
-    assert started(redis_client) == 1

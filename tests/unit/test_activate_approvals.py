@@ -310,36 +310,3 @@ def test_a_flagged_structure_keeps_no_active_user(uow, manager):
     assert uow.accounts.get("r1").status is AccountStatus.DEACTIVATED
     assert uow.accounts.get("r3").status is AccountStatus.REQUEST_EXPIRED
     assert "UserDetached" in types(uow, "r2")
-
-
-def test_a_flagged_structure_kills_the_link_of_an_approved_request(uow, manager):
-    requested(uow)
-    choose(uow, "r2")
-    decide(uow, manager)
-    token = last_link(uow, "r2")
-    structure_event(
-        uow, "StructureFlagged", reason="closed", login_email="marie.curie@example.fr", flagged_at=iso_utc(0)
-    )
-    assert uow.accounts.get("r2").status is AccountStatus.REQUEST_EXPIRED
-    with pytest.raises(TokenGone):
-        activate(uow, token)
-
-
-def test_joining_guesses_count_on_the_login_s_lock(uow, manager):
-    confirmed(uow, "r7", email=NEWCOMER)
-    choose(uow, "r7")
-    activate(uow, last_link(uow, "r7"))
-    requested(uow)
-    choose(uow, "r2")
-    decide(uow, manager)
-    resent = handlers.resend_activation_link("r2", uow, LINKS, arrivals=handlers.NO_WAIT)
-    assert resent.status is AccountStatus.AWAITING_ACTIVATION  # a joining request gets its link again
-    token = last_link(uow, "r2")
-    refusals = []
-    for _ in range(12):
-        try:
-            activate(uow, token, password="Pas-Le-Sien-99")
-        except Exception as refused:  # noqa: BLE001 (what each guess gets is checked below)
-            refusals.append(type(refused).__name__)
-    assert refusals[0] == "RefusedForm" and "Locked" in refusals
-    assert uow.accounts.get("r2").status is AccountStatus.AWAITING_ACTIVATION

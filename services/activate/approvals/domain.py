@@ -265,25 +265,20 @@ def refuse(request: Account, reason: str | None, now: float) -> tuple[Account, A
 # --- lapsing -------------------------------------------------------------------------------------------
 
 
-UNDECIDED = (AccountStatus.PENDING, AccountStatus.AWAITING_APPROVAL)
-
-
 def lapse(
     request: Account | None, now: float, *, structure_gone: bool = False
 ) -> tuple[Account, AttachmentExpired] | None:
     """A request not decided by its deadline closes, with AttachmentExpired; so does one whose
-    structure is released or flagged (`structure_gone`), undecided or approved and not yet
-    activated: there is nothing left to join. None when there is nothing to close."""
+    structure is released or flagged (`structure_gone`: there is nobody left to decide). None when
+    there is nothing to close (decided, gone, or not due)."""
     if request is None or not request.is_attachment:
         return None
-    if structure_gone:
-        if request.status not in (*UNDECIDED, AccountStatus.AWAITING_ACTIVATION, AccountStatus.EXPIRED):
-            return None
-    elif request.status not in UNDECIDED or not (
-        request.attachment_expires_at is not None and request.attachment_expires_at <= now
-    ):
+    if request.status not in (AccountStatus.PENDING, AccountStatus.AWAITING_APPROVAL):
         return None
-    lapsed = replace(request, status=AccountStatus.REQUEST_EXPIRED, token_hash=None, token_expires_at=None)
+    due = request.attachment_expires_at is not None and request.attachment_expires_at <= now
+    if not (due or structure_gone):
+        return None
+    lapsed = replace(request, status=AccountStatus.REQUEST_EXPIRED)
     return lapsed, AttachmentExpired(**_facts(request), expired_at=iso_utc(now))
 
 

@@ -16,7 +16,7 @@ from services.activate import domain
 from services.activate.approvals import domain as rules
 from services.activate.approvals.domain import Decision, DetachStep, PendingRequest
 from services.activate.domain import Account
-from services.activate.links import TokenRecord, TokenState
+from services.activate.links import TokenRecord
 from services.activate.my_account import handlers as my_account_handlers
 from services.activate.sessions.domain import Session
 from services.activate.tokens import LinkMaker
@@ -25,7 +25,6 @@ from shared.events import Event
 from shared.unit_of_work import UnitOfWork
 
 SWEEP_MAX_BATCHES = 100
-OPEN_REQUESTS_MAX = 10_000  # a structure's open requests, closed at once when it goes
 
 
 # --- the request opens, and goes through step 3 ---------------------------------------------------
@@ -40,13 +39,7 @@ def on_attachment_requested(event: Event, uow: UnitOfWork, *, ttl_seconds: int) 
         return
     account = domain.pending_attachment(registration_id, str(uuid.uuid4()), event.data, ttl_seconds)
     uow.accounts.save(account)
-    uow.approvals.add_request(
-        account.attachment_request_id or "",
-        registration_id,
-        account.structure_id,
-        account.requested_at or 0,
-        account.attachment_expires_at or 0,
-    )
+    uow.approvals.add_request(account.attachment_request_id, registration_id, account.attachment_expires_at)
 
 
 def submit(uow: UnitOfWork, account: Account, workspaces: tuple[str, ...]) -> Account:
@@ -56,16 +49,15 @@ def submit(uow: UnitOfWork, account: Account, workspaces: tuple[str, ...]) -> Ac
     manager = rules.manager_of(uow.accounts.get(manager_id) if manager_id else None, account.structure_id)
     submitted, events = rules.submit(account, workspaces, manager)
     uow.accounts.save(submitted)
+    uow.approvals.submit(account.structure_id, account.registration_id, account.requested_at or 0)
     uow.publish(*events)
     return submitted
 
 
 def on_activated(uow: UnitOfWork, active: Account) -> None:
     """Within step 4's transaction: the account is a member of its structure, and its manager when
-    it is the gestionnaire principal (the structure's first account); a request it was is closed."""
+    it is the gestionnaire principal (the structure's first account)."""
     uow.approvals.add_member(active.structure_id, active.registration_id)
-    if active.is_attachment:
-        uow.approvals.close(active.structure_id, active.registration_id, active.attachment_request_id or "")
     if active.role is Role.GESTIONNAIRE_PRINCIPAL:
         uow.approvals.set_manager(active.structure_id, active.registration_id)
 
@@ -113,15 +105,14 @@ def decide(cmd: Decide, uow: UnitOfWork, link_maker: LinkMaker) -> Account:
         request = rules.ensure_request_of(managed, found)
         if rules.already(request, decision):
             return request
+        uow.approvals.close(
+            request.structure_id, request.registration_id, request.attachment_request_id or ""
+        )
         if decision is Decision.REFUSE:
             refused, event = rules.refuse(request, reason, now)
             uow.accounts.save(refused)
-            uow.approvals.close(
-                request.structure_id, request.registration_id, request.attachment_request_id or ""
-            )
             uow.publish(event)
             return refused
-        uow.approvals.forget_deadline(request.registration_id)  # decided: open until activated
         return _approve(uow, request, link, now)
 
     return uow.run(record)
@@ -155,7 +146,6 @@ def join(uow: UnitOfWork, request: Account, holder: Account) -> Account:
     uow.accounts.save(joined)
     uow.accounts.save(member)
     uow.approvals.add_member(request.structure_id, member.registration_id)
-    uow.approvals.close(request.structure_id, request.registration_id, request.attachment_request_id or "")
     uow.publish(*events)
     return joined
 
@@ -194,17 +184,13 @@ def close_structure(uow: UnitOfWork, structure_id: str, *, flagged: bool) -> Non
     structure's decision lapse (AttachmentExpired: nobody is left to decide them); a flagged
     structure (closed or unknown to SIRENE) keeps no active user either: each is detached."""
     now = uow.clock()
-    for registration_id in uow.approvals.pending(structure_id, OPEN_REQUESTS_MAX):
-        request = uow.accounts.get(registration_id)
-        lapsed = rules.lapse(request, now, structure_gone=True)
-        if request is None or lapsed is None:
-            continue
-        account, event = lapsed
-        if request.token_hash:  # approved, its link out: it opens nothing any more
-            uow.tokens.set_state(request.token_hash, TokenState.EXPIRED)
-        uow.accounts.save(account)
-        uow.approvals.close(structure_id, registration_id, account.attachment_request_id or "")
-        uow.publish(event)
+    for registration_id in uow.approvals.pending(structure_id, rules.PENDING_SHOWN_MAX):
+        lapsed = rules.lapse(uow.accounts.get(registration_id), now, structure_gone=True)
+        if lapsed is not None:
+            account, event = lapsed
+            uow.accounts.save(account)
+            uow.approvals.close(structure_id, registration_id, account.attachment_request_id or "")
+            uow.publish(event)
     if not flagged:
         return
     for registration_id in uow.approvals.members(structure_id):

@@ -3,9 +3,8 @@
 
 - `activate:attachment-request:{attachment_request_id}` (string): the registration whose account
   is that request (the account itself is `activate:account:{registration_id}`);
-- `activate:approvals:{structure_id}` (sorted set): registration → when it asked, the open
-  requests of the structure (asked, waiting for its gestionnaire principal, or approved and not yet
-  activated); « Approbations » shows those waiting;
+- `activate:approvals:{structure_id}` (sorted set): registration → when it asked, the requests of
+  the structure waiting for its gestionnaire principal (step 3 done, not decided);
 - `activate:attachment-deadlines` (sorted set): registration → when its request lapses unless
   decided, for the beat's sweep;
 - `activate:structure-manager:{structure_id}` (string): the registration of the structure's
@@ -55,29 +54,23 @@ class ApprovalRepository:
         (found,) = self.uow.read(key, ("GET", key))
         return found
 
-    def add_request(
-        self,
-        attachment_request_id: str,
-        registration_id: str,
-        structure_id: str,
-        requested_at: int,
-        expires_at: int,
-    ) -> None:
-        """A new request: open for its structure, swept at `expires_at` unless decided."""
+    def add_request(self, attachment_request_id: str, registration_id: str, expires_at: int) -> None:
         self.uow.writes.set(_request_key(attachment_request_id), registration_id)
-        self.uow.writes.zadd(_pending_key(structure_id), {registration_id: requested_at})
         self.uow.writes.zadd(DEADLINES, {registration_id: expires_at})
 
+    def submit(self, structure_id: str, registration_id: str, requested_at: int) -> None:
+        """Step 3 done: the request waits for the structure's gestionnaire principal."""
+        self.uow.writes.zadd(_pending_key(structure_id), {registration_id: requested_at})
+
     def close(self, structure_id: str, registration_id: str, attachment_request_id: str) -> None:
-        """Refused, lapsed, or activated: no longer open, no longer swept; the request's id still
-        leads to its account while that account is kept (a decision asked again answers as the
-        first)."""
+        """Decided or lapsed: no longer waiting, no longer swept; the request's id still leads to
+        its account while that account is kept (a decision asked again answers as the first)."""
         self.uow.writes.zrem(_pending_key(structure_id), registration_id)
         self.uow.writes.zrem(DEADLINES, registration_id)
         self.uow.writes.expire(_request_key(attachment_request_id), CLOSED_REQUEST_SECONDS)
 
     def pending(self, structure_id: str, limit: int) -> list[str]:
-        """The registrations of the structure's open requests, the oldest first."""
+        """The registrations waiting for the structure's decision, the oldest request first."""
         key = _pending_key(structure_id)
         (found,) = self.uow.read(key, ("ZRANGE", key, 0, limit - 1))
         return list(found)

@@ -280,17 +280,12 @@ class FakeApprovals:
     def request_of(self, attachment_request_id: str) -> str | None:
         return self.requests.get(attachment_request_id)
 
-    def add_request(
-        self,
-        attachment_request_id: str,
-        registration_id: str,
-        structure_id: str,
-        requested_at: int,
-        expires_at: int,
-    ) -> None:
+    def add_request(self, attachment_request_id: str, registration_id: str, expires_at: int) -> None:
         self.requests[attachment_request_id] = registration_id
-        self.pending_by_structure.setdefault(structure_id, {})[registration_id] = requested_at
         self.deadlines[registration_id] = expires_at
+
+    def submit(self, structure_id: str, registration_id: str, requested_at: int) -> None:
+        self.pending_by_structure.setdefault(structure_id, {})[registration_id] = requested_at
 
     def close(self, structure_id: str, registration_id: str, attachment_request_id: str) -> None:
         self.pending_by_structure.get(structure_id, {}).pop(registration_id, None)
